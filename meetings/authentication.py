@@ -1,0 +1,56 @@
+"""API tokens (`Authorization: Token <key>`) and the second-factor question."""
+
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from meetings.credentials import token_digest
+from meetings.models import ApiToken
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Token"
+
+    def authenticate(self, request: Any) -> tuple[Any, ApiToken] | None:
+        parts = authentication.get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed(
+                "Invalid Authorization header: use 'Authorization: Token <key>'."
+            )
+        try:
+            key = parts[1].decode()
+        except UnicodeError as exc:
+            raise exceptions.AuthenticationFailed("Invalid token.") from exc
+        token = (
+            ApiToken.objects.select_related("user")
+            .filter(key_hash=token_digest(key), revoked_at__isnull=True)
+            .first()
+        )
+        if token is None or not token.user.is_active:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        now = timezone.now()
+        # One write a minute at most, whatever the request rate.
+        ApiToken.objects.filter(pk=token.pk).exclude(last_used_at__gt=now - timedelta(minutes=1)).update(
+            last_used_at=now
+        )
+        return token.user, token
+
+    def authenticate_header(self, request: Any) -> str:
+        return self.keyword
+
+
+def has_second_factor(request: Any) -> bool:
+    """True when this request carries a token, or its session passed a second factor.
+
+    SECURITY: tokens are only issued to sessions that passed a second factor (or by an
+    operator), so a token counts as one.
+    """
+    if isinstance(getattr(request, "auth", None), ApiToken):
+        return True
+    user = getattr(request, "user", None)
+    is_verified = getattr(user, "is_verified", None)
+    return bool(is_verified and is_verified())

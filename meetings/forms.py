@@ -1,0 +1,81 @@
+"""Web forms. They parse; the services decide (the same services the API calls)."""
+
+import zoneinfo
+from datetime import datetime
+from typing import Any
+
+from django import forms
+
+from meetings import policy, selectors
+from meetings.models import ClassificationLevel
+
+COMMON_ZONES = [
+    "UTC",
+    "Europe/London",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+    "Asia/Tokyo",
+    "Asia/Singapore",
+    "Australia/Sydney",
+]
+
+
+class LevelChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.name)
+
+
+class BookingForm(forms.Form):
+    """Level first; every option the level fixes is disabled and carries the reason."""
+
+    classification = LevelChoiceField(
+        queryset=ClassificationLevel.objects.none(), to_field_name="code", empty_label=None
+    )
+    title = forms.CharField(max_length=200)
+    starts_at = forms.DateTimeField(
+        label="Starts", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+    )
+    timezone = forms.ChoiceField(label="Time zone")
+    duration_minutes = forms.IntegerField(label="Duration (minutes)", min_value=1, max_value=1440, initial=60)
+    cloud_recording = forms.BooleanField(required=False, label="Cloud recording")
+    dial_in = forms.BooleanField(required=False, label="Telephone dial-in")
+    waiting_room = forms.BooleanField(required=False, initial=True, label="Waiting room")
+
+    OPTION_FIELDS = ("cloud_recording", "dial_in", "waiting_room")
+
+    def __init__(self, *args: Any, level: ClassificationLevel, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.level = level
+        levels_field = self.fields["classification"]
+        assert isinstance(levels_field, forms.ModelChoiceField)
+        levels_field.queryset = selectors.levels()
+        levels_field.initial = level.code
+        zones = sorted(zoneinfo.available_timezones())
+        timezone_field = self.fields["timezone"]
+        assert isinstance(timezone_field, forms.ChoiceField)
+        timezone_field.choices = [(z, z) for z in COMMON_ZONES] + [
+            (z, z) for z in zones if z not in COMMON_ZONES
+        ]
+        self.locks = policy.option_locks(level)
+        for name, lock in self.locks.items():
+            field = self.fields[name]
+            # Shown disabled, but still read from the post (a hidden input carries the
+            # locked value), so a forged value reaches the policy check and is refused
+            # out loud instead of being silently replaced.
+            field.widget.attrs["disabled"] = True
+            field.initial = lock.value
+            field.help_text = lock.reason
+
+    def option_rows(self) -> list[dict[str, Any]]:
+        return [{"field": self[name], "lock": self.locks.get(name)} for name in self.OPTION_FIELDS]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        starts_at, tz_name = cleaned.get("starts_at"), cleaned.get("timezone")
+        if isinstance(starts_at, datetime) and tz_name:
+            # The browser sends wall-clock time; read it in the zone the host chose.
+            cleaned["starts_at"] = starts_at.replace(tzinfo=zoneinfo.ZoneInfo(tz_name))
+        return cleaned

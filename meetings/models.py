@@ -1,0 +1,193 @@
+"""Data and its invariants. Writes go through meetings.services only."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from meetings.credentials import format_meeting_id
+
+MIN_PASSCODE_BITS = 60
+
+
+class ClassificationLevel(models.Model):
+    """A level an admin edits; it decides what meetings at that level may do."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=80)
+    rank = models.IntegerField(unique=True, help_text="Higher is more sensitive.")
+    bookable = models.BooleanField(default=True)
+    allow_cloud_recording = models.BooleanField(default=False)
+    allow_dial_in = models.BooleanField(default=False)
+    require_waiting_room = models.BooleanField(default=True)
+    allow_guests = models.BooleanField(default=False)
+    allow_passcode_join = models.BooleanField(default=False)
+    require_host_mfa = models.BooleanField(default=True)
+    require_participant_mfa = models.BooleanField(default=False)
+    max_link_lifetime_hours = models.PositiveIntegerField(default=72)
+    allowed_invitee_domains = models.JSONField(default=list, blank=True)
+    min_passcode_bits = models.PositiveSmallIntegerField(default=MIN_PASSCODE_BITS)
+    retention_days = models.PositiveIntegerField(default=90)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["rank"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_passcode_bits__gte=MIN_PASSCODE_BITS, min_passcode_bits__lte=256),
+                name="level_passcode_bits_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_link_lifetime_hours__gte=1, max_link_lifetime_hours__lte=8760),
+                name="level_link_lifetime_range",
+            ),
+            models.CheckConstraint(condition=Q(retention_days__gte=1), name="level_retention_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Meeting(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        CANCELLED = "cancelled", "Cancelled"
+
+    # SECURITY: the public ID is random (see credentials.new_meeting_id); the
+    # database key never leaves the server.
+    public_id = models.CharField(max_length=16, unique=True, editable=False)
+    host = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="meetings")
+    title = models.CharField(max_length=200)
+    starts_at = models.DateTimeField()
+    duration_minutes = models.PositiveIntegerField()
+    # Stored (not derived in queries) so "meetings that have not ended" is an indexed filter.
+    ends_at = models.DateTimeField(db_index=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    classification = models.ForeignKey(
+        ClassificationLevel, on_delete=models.PROTECT, related_name="meetings"
+    )
+    cloud_recording = models.BooleanField(default=False)
+    dial_in = models.BooleanField(default=False)
+    waiting_room = models.BooleanField(default=True)
+    passcode_hash = models.CharField(max_length=256)
+    passcode_bits = models.PositiveSmallIntegerField()
+    passcode_rotated_at = models.DateTimeField()
+    dial_in_code = models.CharField(max_length=16, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.SCHEDULED)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Raised on every change invitees must hear of (the ICS SEQUENCE).
+    sequence = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [models.Index(fields=["host", "starts_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(duration_minutes__gte=1, duration_minutes__lte=1440),
+                name="meeting_duration_range",
+            ),
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="meeting_ends_after_start"),
+            models.CheckConstraint(
+                condition=(Q(status="cancelled") & Q(cancelled_at__isnull=False))
+                | (Q(status="scheduled") & Q(cancelled_at__isnull=True)),
+                name="meeting_cancelled_at_matches_status",
+            ),
+            models.CheckConstraint(
+                condition=Q(dial_in=True) | Q(dial_in_code=""), name="meeting_dial_in_code_only_with_dial_in"
+            ),
+            models.CheckConstraint(
+                condition=Q(passcode_bits__gte=MIN_PASSCODE_BITS), name="meeting_passcode_bits_min"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.display_id})"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("meetings:detail", kwargs={"meeting_id": self.display_id})
+
+    @property
+    def display_id(self) -> str:
+        return format_meeting_id(self.public_id)
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == self.Status.CANCELLED
+
+
+class ApiToken(models.Model):
+    """A per-user API key; only its SHA-256 is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8, help_text="The first characters, to tell tokens apart.")
+    label = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+
+class AuditEvent(models.Model):
+    """One security-relevant action. Written only by meetings.audit.audit_record."""
+
+    created_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Snapshots, so the row still says who and what after the user or meeting is gone.
+    actor_label = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    meeting_public_id = models.CharField(max_length=16, blank=True, db_index=True)
+    subject = models.CharField(max_length=200, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} {self.subject}"
+
+
+class OutboundMessage(models.Model):
+    """The outbox: written in the same transaction as what it reports."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    meeting = models.ForeignKey(
+        Meeting, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
+    )
+    kind = models.CharField(max_length=40)
+    to_email = models.EmailField()
+    subject = models.CharField(max_length=300)
+    body_text = models.TextField()
+    body_html = models.TextField(blank=True)
+    ics_method = models.CharField(max_length=10, blank=True)
+    ics_text = models.TextField(blank=True)
+    message_id = models.CharField(max_length=200, unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.to_email} ({self.status})"

@@ -1,0 +1,140 @@
+"""Pure policy decisions: a level and requested options in, violations or changes out.
+
+No I/O here. The web form, the API and level propagation all decide through these
+functions, so a rule cannot be enforced in one place and forgotten in another.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Level(Protocol):
+    code: str
+    name: str
+    bookable: bool
+    allow_cloud_recording: bool
+    allow_dial_in: bool
+    require_waiting_room: bool
+    require_host_mfa: bool
+    allowed_invitee_domains: list[str]
+    min_passcode_bits: int
+
+
+@dataclass(frozen=True)
+class MeetingOptions:
+    cloud_recording: bool
+    dial_in: bool
+    waiting_room: bool
+
+
+@dataclass(frozen=True)
+class Violation:
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Lock:
+    """An option the level decides for the host: its forced value and why."""
+
+    value: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str
+    old: bool
+    new: bool
+    reason: str
+
+
+def _forbidden_recording(level: Level) -> str:
+    return f"Cloud recording is not allowed for {level.name} meetings."
+
+
+def _forbidden_dial_in(level: Level) -> str:
+    return f"Telephone dial-in is not allowed for {level.name} meetings."
+
+
+def _required_waiting_room(level: Level) -> str:
+    return f"The waiting room cannot be turned off for {level.name} meetings."
+
+
+def option_locks(level: Level) -> dict[str, Lock]:
+    """Which options the level fixes, with the value it fixes them to and the reason."""
+    locks: dict[str, Lock] = {}
+    if not level.allow_cloud_recording:
+        locks["cloud_recording"] = Lock(False, _forbidden_recording(level))
+    if not level.allow_dial_in:
+        locks["dial_in"] = Lock(False, _forbidden_dial_in(level))
+    if level.require_waiting_room:
+        locks["waiting_room"] = Lock(True, _required_waiting_room(level))
+    return locks
+
+
+def domain_of(email: str) -> str:
+    return email.rsplit("@", 1)[-1].strip().lower()
+
+
+def invitee_violations(level: Level, emails: Iterable[str], field: str = "invitees") -> list[Violation]:
+    allowed = [d.lower() for d in level.allowed_invitee_domains]
+    if not allowed:
+        return []
+    listed = ", ".join(allowed)
+    return [
+        Violation(
+            field,
+            f"{email}: invitees of {level.name} meetings must have an address at {listed}.",
+        )
+        for email in emails
+        if domain_of(email) not in allowed
+    ]
+
+
+def check_meeting(
+    level: Level,
+    options: MeetingOptions,
+    *,
+    host_has_second_factor: bool,
+    invitees: Iterable[str] = (),
+) -> list[Violation]:
+    """Every reason the level refuses this booking or change, all at once (empty: allowed)."""
+    violations: list[Violation] = []
+    if not level.bookable:
+        violations.append(
+            Violation(
+                "classification",
+                f"{level.name} meetings may not be held on this system. Use an accredited system.",
+            )
+        )
+    if level.require_host_mfa and not host_has_second_factor:
+        violations.append(
+            Violation(
+                "classification",
+                f"Booking or changing {level.name} meetings needs a second factor: "
+                "sign in with your authenticator app, or use an API token.",
+            )
+        )
+    for field, lock in option_locks(level).items():
+        if getattr(options, field) != lock.value:
+            violations.append(Violation(field, lock.reason))
+    violations.extend(invitee_violations(level, invitees))
+    return violations
+
+
+def enforce_level(level: Level, options: MeetingOptions) -> list[Change]:
+    """What a tightened level switches on an existing meeting: only ever towards the safe side.
+
+    Loosening a level yields no change, because a lock only ever forces the safe value.
+    """
+    return [
+        Change(field, getattr(options, field), lock.value, lock.reason)
+        for field, lock in option_locks(level).items()
+        if getattr(options, field) != lock.value
+    ]
+
+
+def required_passcode_bits(level: Level) -> int:
+    return max(60, level.min_passcode_bits)

@@ -1,0 +1,201 @@
+"""API input and output shapes. Parsing only: rules live in policy.py and services.py."""
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+
+from meetings.models import ClassificationLevel, Meeting
+
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a typo is an error rather than silently ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                allowed = ", ".join(name for name, f in self.fields.items() if not f.read_only)
+                raise serializers.ValidationError(
+                    {name: [f"Unknown field. Allowed fields: {allowed}."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """Only JSON true/false: "yes" or 1 for a security option is more likely a mistake."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid")
+        raise AssertionError  # unreachable: fail() raises
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    default_error_messages = {
+        "naive": "Give the time in ISO 8601 with a UTC offset, e.g. 2030-01-31T10:00:00+01:00.",
+    }
+
+    def to_internal_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                parsed = parse_datetime(value)
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed.tzinfo is None:
+                self.fail("naive")
+        return super().to_internal_value(value)
+
+
+class LevelCodeField(serializers.SlugRelatedField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(slug_field="code", queryset=ClassificationLevel.objects.all(), **kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            codes = ", ".join(ClassificationLevel.objects.order_by("rank").values_list("code", flat=True))
+            raise serializers.ValidationError(f"Unknown classification {data!r}. Allowed: {codes}.") from exc
+
+
+class MeetingBookInput(StrictSerializer):
+    title = serializers.CharField(max_length=200)
+    starts_at = AwareDateTimeField()
+    duration_minutes = serializers.IntegerField(min_value=1, max_value=1440)
+    timezone = serializers.CharField(max_length=64, required=False, default="UTC")
+    classification = LevelCodeField()
+    cloud_recording = StrictBooleanField(required=False, default=False)
+    dial_in = StrictBooleanField(required=False, default=False)
+    waiting_room = StrictBooleanField(required=False, default=True)
+
+
+class MeetingUpdateInput(StrictSerializer):
+    title = serializers.CharField(max_length=200, required=False)
+    starts_at = AwareDateTimeField(required=False)
+    duration_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
+    timezone = serializers.CharField(max_length=64, required=False)
+    classification = LevelCodeField(required=False)
+    cloud_recording = StrictBooleanField(required=False)
+    dial_in = StrictBooleanField(required=False)
+    waiting_room = StrictBooleanField(required=False)
+
+
+class MeetingOutput(serializers.ModelSerializer):
+    id = serializers.CharField(source="display_id", read_only=True)
+    classification = serializers.CharField(source="classification.code", read_only=True)
+    classification_name = serializers.CharField(source="classification.name", read_only=True)
+    dial_in_number = serializers.SerializerMethodField()
+    dial_in_code = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Meeting
+        fields = [
+            "id",
+            "title",
+            "starts_at",
+            "ends_at",
+            "duration_minutes",
+            "timezone",
+            "classification",
+            "classification_name",
+            "cloud_recording",
+            "dial_in",
+            "waiting_room",
+            "dial_in_number",
+            "dial_in_code",
+            "status",
+            "sequence",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_dial_in_number(self, meeting: Meeting) -> str | None:
+        return settings.ANTECHAMBER_DIAL_IN_NUMBER if meeting.dial_in else None
+
+    def get_dial_in_code(self, meeting: Meeting) -> str | None:
+        return meeting.dial_in_code or None
+
+
+class MeetingWithPasscodeOutput(MeetingOutput):
+    passcode = serializers.CharField(read_only=True, help_text="Shown once; only a hash is stored.")
+
+    class Meta(MeetingOutput.Meta):
+        fields = [*MeetingOutput.Meta.fields, "passcode"]
+        read_only_fields = fields
+
+
+class PasscodeOutput(serializers.Serializer):
+    passcode = serializers.CharField(help_text="Shown once; only a hash is stored.")
+
+
+LEVEL_FIELDS = [
+    "code",
+    "name",
+    "rank",
+    "bookable",
+    "allow_cloud_recording",
+    "allow_dial_in",
+    "require_waiting_room",
+    "allow_guests",
+    "allow_passcode_join",
+    "require_host_mfa",
+    "require_participant_mfa",
+    "max_link_lifetime_hours",
+    "allowed_invitee_domains",
+    "min_passcode_bits",
+    "retention_days",
+]
+
+
+class LevelOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ClassificationLevel
+        fields = LEVEL_FIELDS
+        read_only_fields = fields
+
+
+class LevelUpdateInput(StrictSerializer):
+    name = serializers.CharField(max_length=80, required=False)
+    rank = serializers.IntegerField(required=False, min_value=-1000, max_value=1000)
+    bookable = StrictBooleanField(required=False)
+    allow_cloud_recording = StrictBooleanField(required=False)
+    allow_dial_in = StrictBooleanField(required=False)
+    require_waiting_room = StrictBooleanField(required=False)
+    allow_guests = StrictBooleanField(required=False)
+    allow_passcode_join = StrictBooleanField(required=False)
+    require_host_mfa = StrictBooleanField(required=False)
+    require_participant_mfa = StrictBooleanField(required=False)
+    max_link_lifetime_hours = serializers.IntegerField(required=False, min_value=1, max_value=8760)
+    allowed_invitee_domains = serializers.ListField(
+        child=serializers.CharField(max_length=253), required=False, max_length=100
+    )
+    min_passcode_bits = serializers.IntegerField(required=False, min_value=60, max_value=256)
+    retention_days = serializers.IntegerField(required=False, min_value=1, max_value=36500)
+
+    def validate_allowed_invitee_domains(self, value: list[str]) -> list[str]:
+        cleaned = []
+        for domain in value:
+            normal = domain.strip().lower().lstrip("@")
+            if not DOMAIN_RE.match(normal):
+                raise serializers.ValidationError(f"{domain!r} is not a domain name such as example.org.")
+            if normal not in cleaned:
+                cleaned.append(normal)
+        return cleaned
+
+    def validate_rank(self, value: int) -> int:
+        level = self.context.get("level")
+        clash = ClassificationLevel.objects.filter(rank=value)
+        if level is not None:
+            clash = clash.exclude(pk=level.pk)
+        if clash.exists():
+            raise serializers.ValidationError(f"Rank {value} is already used by another level.")
+        return value

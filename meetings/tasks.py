@@ -1,0 +1,21 @@
+"""Thin Celery tasks: take IDs, call a service."""
+
+from celery import shared_task
+
+from meetings import services
+
+
+@shared_task(ignore_result=True)
+def outbox_send(message_id: int) -> None:
+    result = services.outbox_send(message_id=message_id)
+    if result.retry_in is not None:
+        outbox_send.apply_async(args=[message_id], countdown=result.retry_in)
+
+
+@shared_task(ignore_result=True)
+def outbox_flush() -> int:
+    """Periodic (celery beat): send what a broker outage or a dead worker left pending."""
+    due = services.outbox_due()
+    for message_id in due:
+        outbox_send.delay(message_id)
+    return len(due)

@@ -1,0 +1,17 @@
+"""Test settings: the real settings, with the environment a test run needs."""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-" + "k" * 60)
+os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
+# pytest-django's live_server and Playwright's sync API share the main thread.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+from scheduler.settings import *  # noqa: E402,F403
+from scheduler.settings import STORAGES  # noqa: E402
+
+# Templates use {% static %}; the manifest needs collectstatic, which tests do not run.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

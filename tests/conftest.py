@@ -1,0 +1,162 @@
+import os
+
+import pytest
+from django.contrib.auth.hashers import make_password
+from django.test import Client
+from rest_framework.test import APIClient
+
+from meetings import services
+from tests import services as real
+
+# One hash for every fixture user: argon2 is slow on purpose and tests need many users.
+_PASSWORD = "correct horse battery staple"
+_PASSWORD_HASH: list[str] = []
+
+
+def _password_hash() -> str:
+    if not _PASSWORD_HASH:
+        _PASSWORD_HASH.append(make_password(_PASSWORD))
+    return _PASSWORD_HASH[0]
+
+
+def _user(django_user_model, username: str, **extra):
+    return django_user_model.objects.create(
+        username=username, email=f"{username}@example.org", password=_password_hash(), **extra
+    )
+
+
+@pytest.fixture
+def password() -> str:
+    return _PASSWORD
+
+
+@pytest.fixture
+def alice(django_user_model):
+    """Alice hosts."""
+    return _user(django_user_model, "alice")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    """Bob is another host, who must see nothing of Alice's."""
+    return _user(django_user_model, "bob")
+
+
+@pytest.fixture
+def carol(django_user_model):
+    """Carol is staff: a policy admin."""
+    return _user(django_user_model, "carol", is_staff=True)
+
+
+def _token_client(user) -> APIClient:
+    _token, key = services.api_token_create(user=user, label="test")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+@pytest.fixture
+def alice_api(alice) -> APIClient:
+    return _token_client(alice)
+
+
+@pytest.fixture
+def bob_api(bob) -> APIClient:
+    return _token_client(bob)
+
+
+@pytest.fixture
+def carol_api(carol) -> APIClient:
+    return _token_client(carol)
+
+
+@pytest.fixture
+def alice_web(alice) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def alice_web_verified(alice) -> Client:
+    """Alice signed in with a second factor (a real TOTP device, marked as passed)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=alice, name="phone", confirmed=True)
+    client = Client()
+    client.force_login(alice)
+    session = client.session
+    session["otp_device_id"] = device.persistent_id
+    session.save()
+    return client
+
+
+# --- Real services -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    controller, mailbox = real.start_smtp()
+    yield controller, mailbox
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server, settings):
+    """A real SMTP server on loopback; the app sends to it (here and in the worker)."""
+    controller, box = smtp_server
+    box.clear()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = controller.hostname
+    settings.EMAIL_PORT = controller.port
+    return box
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, smtp_server):
+    """With REDIS_URL: a real worker process on the test database. Without: tasks run in-process."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        yield None
+        return
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        real.missing("a Celery worker process needs PostgreSQL (the SQLite test database is in memory)")
+    controller, _box = smtp_server
+    from scheduler.celery import app
+
+    app.control.purge()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "scheduler.settings_test",
+        "DATABASE_URL": real.database_url_for_test_db(),
+        "REDIS_URL": settings.REDIS_URL,
+        "EMAIL_HOST": controller.hostname,
+        "EMAIL_PORT": str(controller.port),
+    }
+    worker = real.Worker(env)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def tasks_run(celery_worker_process, mailbox):
+    """Tasks run for real: in a worker process with Redis, in-process without. Use with
+    @pytest.mark.django_db(transaction=True) so that the worker sees committed rows."""
+    return mailbox
+
+
+@pytest.fixture(autouse=True)
+def _seeded_levels(request):
+    """Transactional tests flush every table, the migration's seed included: put it back."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
+        return
+    request.getfixturevalue("transactional_db")
+    import importlib
+
+    from django.apps import apps
+
+    seed = importlib.import_module("meetings.migrations.0002_seed_levels").seed
+    seed(apps, None)

@@ -1,0 +1,142 @@
+"""Real services for tests: SMTP on loopback, a Celery worker process, Chromium.
+
+Each is skipped with a reason when missing, and fails instead when
+ANTECHAMBER_REQUIRE_SERVICES=1 (as in .ci/run).
+"""
+
+import email
+import email.policy
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from email.message import Message
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
+]
+
+
+def services_required() -> bool:
+    return os.environ.get("ANTECHAMBER_REQUIRE_SERVICES", "") == "1"
+
+
+def missing(reason: str) -> None:
+    if services_required():
+        pytest.fail(f"{reason} (ANTECHAMBER_REQUIRE_SERVICES=1, so this is a failure)")
+    pytest.skip(reason)
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Mailbox:
+    """Collects what a real SMTP server on loopback received."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.messages: list[Message] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler protocol
+        with self.lock:
+            self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 OK"
+
+    def clear(self) -> None:
+        with self.lock:
+            self.messages.clear()
+            self.envelopes.clear()
+
+    def wait_for(self, count: int, timeout: float = 20) -> list[Message]:
+        wait_until(lambda: len(self.messages) >= count, timeout=timeout, what=f"{count} message(s)")
+        with self.lock:
+            return list(self.messages)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_smtp() -> tuple[Controller, Mailbox]:
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    return controller, mailbox
+
+
+def database_url_for_test_db() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("postgresql"):
+        user = db.get("USER") or "postgres"
+        host = db.get("HOST") or "127.0.0.1"
+        port = db.get("PORT") or 5432
+        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+        return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+    raise RuntimeError("a worker process can only share a file or server database")
+
+
+class Worker:
+    """A real `celery worker` process against the test database and the test SMTP server."""
+
+    def __init__(self, env: dict[str, str], concurrency: int = 2) -> None:
+        self.log_path = ROOT / "var" / f"test-worker-{os.getpid()}.log"
+        self.log_path.parent.mkdir(exist_ok=True)
+        self.env = env
+        self.concurrency = concurrency
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "scheduler", "worker",
+                "--loglevel=INFO", "--pool=prefork", f"--concurrency={self.concurrency}",
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+                "-n", f"test-{os.getpid()}@%h",
+            ],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_until(lambda: b"ready." in self.log_path.read_bytes() or self.process.poll() is not None,
+                   timeout=60, what="the Celery worker to be ready")
+        if self.process.poll() is not None:
+            raise RuntimeError("Celery worker died:\n" + self.log_path.read_text()[-3000:])
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def chromium_available() -> bool:
+    return Path(CHROMIUM).exists() or shutil.which("chromium") is not None

@@ -1,0 +1,112 @@
+from dataclasses import dataclass, field
+
+import pytest
+
+from meetings import policy
+from meetings.policy import MeetingOptions
+
+SAFE = MeetingOptions(cloud_recording=False, dial_in=False, waiting_room=True)
+
+
+@dataclass
+class FakeLevel:
+    code: str = "secret"
+    name: str = "SECRET"
+    bookable: bool = True
+    allow_cloud_recording: bool = False
+    allow_dial_in: bool = False
+    require_waiting_room: bool = True
+    require_host_mfa: bool = True
+    allowed_invitee_domains: list[str] = field(default_factory=list)
+    min_passcode_bits: int = 80
+
+
+def fields_of(violations):
+    return sorted(v.field for v in violations)
+
+
+def test_safe_options_pass_a_strict_level():
+    assert policy.check_meeting(FakeLevel(), SAFE, host_has_second_factor=True) == []
+
+
+def test_every_violation_is_returned_at_once_with_field_and_level_name():
+    violations = policy.check_meeting(
+        FakeLevel(),
+        MeetingOptions(cloud_recording=True, dial_in=True, waiting_room=False),
+        host_has_second_factor=False,
+    )
+    assert fields_of(violations) == ["classification", "cloud_recording", "dial_in", "waiting_room"]
+    assert all("SECRET" in v.message for v in violations)
+    recording = next(v for v in violations if v.field == "cloud_recording")
+    assert recording.message == "Cloud recording is not allowed for SECRET meetings."
+
+
+def test_unbookable_level_is_refused_even_with_safe_options():
+    violations = policy.check_meeting(
+        FakeLevel(name="TOP SECRET", bookable=False), SAFE, host_has_second_factor=True
+    )
+    assert fields_of(violations) == ["classification"]
+    assert "TOP SECRET meetings may not be held on this system" in violations[0].message
+
+
+def test_host_without_second_factor_is_refused_only_where_required():
+    assert fields_of(policy.check_meeting(FakeLevel(), SAFE, host_has_second_factor=False)) == [
+        "classification"
+    ]
+    relaxed = FakeLevel(require_host_mfa=False)
+    assert policy.check_meeting(relaxed, SAFE, host_has_second_factor=False) == []
+
+
+def test_permissive_level_allows_everything():
+    level = FakeLevel(
+        name="OFFICIAL",
+        allow_cloud_recording=True,
+        allow_dial_in=True,
+        require_waiting_room=False,
+        require_host_mfa=False,
+    )
+    anything = MeetingOptions(cloud_recording=True, dial_in=True, waiting_room=False)
+    assert policy.check_meeting(level, anything, host_has_second_factor=False) == []
+    assert policy.option_locks(level) == {}
+
+
+def test_invitee_domains_are_checked_case_insensitively():
+    level = FakeLevel(allowed_invitee_domains=["example.gov"])
+    violations = policy.check_meeting(
+        level,
+        SAFE,
+        host_has_second_factor=True,
+        invitees=["ann@EXAMPLE.gov", "eve@gmail.com"],
+    )
+    assert fields_of(violations) == ["invitees"]
+    assert violations[0].message.startswith("eve@gmail.com:")
+    assert "example.gov" in violations[0].message
+
+
+def test_option_locks_give_value_and_reason():
+    locks = policy.option_locks(FakeLevel())
+    assert set(locks) == {"cloud_recording", "dial_in", "waiting_room"}
+    assert locks["waiting_room"].value is True
+    assert locks["cloud_recording"].value is False
+    assert "SECRET" in locks["dial_in"].reason
+
+
+def test_enforce_level_switches_only_towards_safety():
+    changes = policy.enforce_level(
+        FakeLevel(allow_dial_in=True),
+        MeetingOptions(cloud_recording=True, dial_in=True, waiting_room=False),
+    )
+    assert {(c.field, c.old, c.new) for c in changes} == {
+        ("cloud_recording", True, False),
+        ("waiting_room", False, True),
+    }
+
+
+def test_loosening_changes_nothing():
+    loose = FakeLevel(allow_cloud_recording=True, allow_dial_in=True, require_waiting_room=False)
+    assert policy.enforce_level(loose, SAFE) == []
+
+
+@pytest.mark.parametrize(("minimum", "expected"), [(10, 60), (60, 60), (80, 80), (128, 128)])
+def test_required_passcode_bits_never_below_sixty(minimum, expected):
+    assert policy.required_passcode_bits(FakeLevel(min_passcode_bits=minimum)) == expected
