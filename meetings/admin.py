@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from meetings import services
+from meetings.authentication import signed_in_user
 from meetings.models import ApiToken, AuditEvent, ClassificationLevel, Meeting, OutboundMessage
 
 
@@ -35,9 +36,11 @@ class ClassificationLevelAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             return
         # Through the service, so a tightening here reaches meetings exactly as over the API.
-        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in services.LEVEL_CHANGEABLE}
+        changes = {
+            name: form.cleaned_data[name] for name in form.changed_data if name in services.LEVEL_CHANGEABLE
+        }
         services.classification_update(
-            level=ClassificationLevel.objects.get(pk=obj.pk), actor=request.user, changes=changes
+            level=ClassificationLevel.objects.get(pk=obj.pk), actor=signed_in_user(request), changes=changes
         )
         obj.refresh_from_db()
 

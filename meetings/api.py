@@ -5,14 +5,13 @@ from typing import Any
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from meetings import selectors, services
-from meetings.authentication import has_second_factor
+from meetings.authentication import has_second_factor, signed_in_user
 from meetings.models import ClassificationLevel, Meeting
 from meetings.serializers import (
     LevelOutput,
@@ -74,7 +73,7 @@ class LevelDetailApi(APIView):
         serializer = LevelUpdateInput(data=request.data, context={"level": level})
         serializer.is_valid(raise_exception=True)
         level, _touched = services.classification_update(
-            level=level, actor=request.user, changes=dict(serializer.validated_data)
+            level=level, actor=signed_in_user(request), changes=dict(serializer.validated_data)
         )
         return Response(LevelOutput(level).data)
 
@@ -93,7 +92,7 @@ class MeetingListApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         booked = services.meeting_book(
-            host=request.user,
+            host=signed_in_user(request),
             title=data["title"],
             starts_at=data["starts_at"],
             duration_minutes=data["duration_minutes"],
@@ -121,7 +120,7 @@ class MeetingDetailApi(APIView):
         serializer.is_valid(raise_exception=True)
         updated = services.meeting_update(
             meeting=meeting,
-            actor=request.user,
+            actor=signed_in_user(request),
             changes=dict(serializer.validated_data),
             host_has_second_factor=has_second_factor(request),
         )
@@ -135,7 +134,9 @@ class MeetingDetailApi(APIView):
 class MeetingCancelApi(APIView):
     @extend_schema(request=None, responses=MeetingOutput)
     def post(self, request: Request, meeting_id: str) -> Response:
-        meeting = services.meeting_cancel(meeting=_host_meeting(request, meeting_id), actor=request.user)
+        meeting = services.meeting_cancel(
+            meeting=_host_meeting(request, meeting_id), actor=signed_in_user(request)
+        )
         return Response(MeetingOutput(meeting).data)
 
 
@@ -144,9 +145,7 @@ class MeetingPasscodeApi(APIView):
     def post(self, request: Request, meeting_id: str) -> Response:
         passcode = services.meeting_rotate_passcode(
             meeting=_host_meeting(request, meeting_id),
-            actor=request.user,
+            actor=signed_in_user(request),
             host_has_second_factor=has_second_factor(request),
         )
         return Response({"passcode": passcode}, headers={"Cache-Control": "no-store"})
-
-

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.utils import timezone
 
 from meetings.models import AuditEvent, Meeting
@@ -11,7 +11,7 @@ from meetings.models import AuditEvent, Meeting
 def audit_record(
     *,
     action: str,
-    actor: AbstractBaseUser | AnonymousUser | None = None,
+    actor: User | AnonymousUser | None = None,
     meeting: Meeting | None = None,
     subject: str = "",
     detail: dict[str, Any] | None = None,

@@ -3,6 +3,7 @@
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -54,3 +55,11 @@ def has_second_factor(request: Any) -> bool:
     user = getattr(request, "user", None)
     is_verified = getattr(user, "is_verified", None)
     return bool(is_verified and is_verified())
+
+
+def signed_in_user(request: Any) -> User:
+    """The request's user, for views that require sign-in (the permission already checked)."""
+    user = request.user
+    if not isinstance(user, User) or not user.is_authenticated:
+        raise exceptions.NotAuthenticated()
+    return user

@@ -64,9 +64,7 @@ def normalize_passcode(raw: str) -> str:
 
 @lru_cache(maxsize=1)
 def _hasher(time_cost: int, memory_cost: int, parallelism: int) -> PasswordHasher:
-    return PasswordHasher(
-        time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID
-    )
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID)
 
 
 def passcode_hasher() -> PasswordHasher:

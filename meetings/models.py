@@ -62,9 +62,7 @@ class Meeting(models.Model):
     # Stored (not derived in queries) so "meetings that have not ended" is an indexed filter.
     ends_at = models.DateTimeField(db_index=True)
     timezone = models.CharField(max_length=64, default="UTC")
-    classification = models.ForeignKey(
-        ClassificationLevel, on_delete=models.PROTECT, related_name="meetings"
-    )
+    classification = models.ForeignKey(ClassificationLevel, on_delete=models.PROTECT, related_name="meetings")
     cloud_recording = models.BooleanField(default=False)
     dial_in = models.BooleanField(default=False)
     waiting_room = models.BooleanField(default=True)

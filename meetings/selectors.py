@@ -20,7 +20,9 @@ def level_by_code(code: str) -> ClassificationLevel | None:
 
 
 def meetings_for_host(host: AbstractBaseUser | AnonymousUser) -> QuerySet[Meeting]:
-    return Meeting.objects.filter(host_id=host.pk).select_related("classification").order_by("starts_at", "id")
+    return (
+        Meeting.objects.filter(host_id=host.pk).select_related("classification").order_by("starts_at", "id")
+    )
 
 
 def meeting_for_host(host: AbstractBaseUser | AnonymousUser, raw_meeting_id: str) -> Meeting | None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import zoneinfo
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import make_msgid
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -126,7 +126,7 @@ def _options(meeting: Meeting) -> policy.MeetingOptions:
 
 def meeting_book(
     *,
-    host: AbstractBaseUser,
+    host: User,
     title: str,
     starts_at: datetime,
     duration_minutes: int,
@@ -208,7 +208,9 @@ def meeting_book(
 
 def _refuse_if_closed(meeting: Meeting, now: datetime) -> None:
     if meeting.is_cancelled:
-        raise Refused([policy.Violation("detail", "This meeting was cancelled; it can no longer be changed.")])
+        raise Refused(
+            [policy.Violation("detail", "This meeting was cancelled; it can no longer be changed.")]
+        )
     if meeting.ends_at <= now:
         raise Refused([policy.Violation("detail", "This meeting has ended; it can no longer be changed.")])
 
@@ -235,7 +237,7 @@ class Updated:
 def meeting_update(
     *,
     meeting: Meeting,
-    actor: AbstractBaseUser,
+    actor: User,
     changes: dict[str, Any],
     host_has_second_factor: bool,
 ) -> Updated:
@@ -291,7 +293,9 @@ def meeting_update(
         if INVITEE_VISIBLE & set(diff):
             meeting.sequence += 1
         meeting.save()
-        audit_record(action="meeting_changed", actor=actor, meeting=meeting, subject=meeting.title, detail=diff)
+        audit_record(
+            action="meeting_changed", actor=actor, meeting=meeting, subject=meeting.title, detail=diff
+        )
         if "classification" in diff:
             audit_record(
                 action="meeting_level_changed",
@@ -315,7 +319,7 @@ def _set_new_passcode(meeting: Meeting, level: ClassificationLevel, now: datetim
     return passcode
 
 
-def meeting_cancel(*, meeting: Meeting, actor: AbstractBaseUser) -> Meeting:
+def meeting_cancel(*, meeting: Meeting, actor: User) -> Meeting:
     now = timezone.now()
     with transaction.atomic():
         won = Meeting.objects.filter(pk=meeting.pk, status=Meeting.Status.SCHEDULED).update(
@@ -328,9 +332,7 @@ def meeting_cancel(*, meeting: Meeting, actor: AbstractBaseUser) -> Meeting:
     return meeting
 
 
-def meeting_rotate_passcode(
-    *, meeting: Meeting, actor: AbstractBaseUser, host_has_second_factor: bool
-) -> str:
+def meeting_rotate_passcode(*, meeting: Meeting, actor: User, host_has_second_factor: bool) -> str:
     """A new passcode; the old one stops working at once. Returns it: show it once."""
     now = timezone.now()
     with transaction.atomic():
@@ -350,7 +352,7 @@ def meeting_rotate_passcode(
 
 
 def classification_update(
-    *, level: ClassificationLevel, actor: AbstractBaseUser, changes: dict[str, Any]
+    *, level: ClassificationLevel, actor: User, changes: dict[str, Any]
 ) -> tuple[ClassificationLevel, int]:
     """Change a level; a tightening reaches every meeting at it that has not ended.
 
@@ -394,7 +396,12 @@ def classification_update(
                     actor=actor,
                     meeting=meeting,
                     subject=change.field,
-                    detail={"old": change.old, "new": change.new, "reason": change.reason, "level": level.code},
+                    detail={
+                        "old": change.old,
+                        "new": change.new,
+                        "reason": change.reason,
+                        "level": level.code,
+                    },
                 )
             if not meeting.dial_in:
                 meeting.dial_in_code = ""
@@ -402,13 +409,13 @@ def classification_update(
                 meeting.sequence += 1
             meeting.save()
             message = emails.level_tightened(meeting=meeting, changes=changes_made)
-            outbox_enqueue(message=message, kind="level_tightened", to_email=meeting.host.email, meeting=meeting)
+            outbox_enqueue(
+                message=message, kind="level_tightened", to_email=meeting.host.email, meeting=meeting
+            )
     return level, touched
 
 
-def api_token_create(
-    *, user: AbstractBaseUser, label: str = "", created_by: AbstractBaseUser | None = None
-) -> tuple[ApiToken, str]:
+def api_token_create(*, user: User, label: str = "", created_by: User | None = None) -> tuple[ApiToken, str]:
     """Issue a token; returns it with its key, which is never stored and cannot be shown again.
 
     Callers must have checked that the session passed a second factor, or be an operator.

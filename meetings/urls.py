@@ -18,5 +18,7 @@ api_urlpatterns = [
     path("meetings/", api.MeetingListApi.as_view(), name="api-meetings"),
     path("meetings/<str:meeting_id>/", api.MeetingDetailApi.as_view(), name="api-meeting"),
     path("meetings/<str:meeting_id>/cancel/", api.MeetingCancelApi.as_view(), name="api-meeting-cancel"),
-    path("meetings/<str:meeting_id>/passcode/", api.MeetingPasscodeApi.as_view(), name="api-meeting-passcode"),
+    path(
+        "meetings/<str:meeting_id>/passcode/", api.MeetingPasscodeApi.as_view(), name="api-meeting-passcode"
+    ),
 ]

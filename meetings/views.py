@@ -8,7 +8,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from meetings import policy, selectors, services
-from meetings.authentication import has_second_factor
+from meetings.authentication import has_second_factor, signed_in_user
 from meetings.forms import BookingForm
 from meetings.models import Meeting
 
@@ -22,7 +22,9 @@ def _host_meeting(request: HttpRequest, meeting_id: str) -> Meeting:
 
 @login_required
 def meeting_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "meetings/meeting_list.html", {"meetings": selectors.meetings_for_host(request.user)})
+    return render(
+        request, "meetings/meeting_list.html", {"meetings": selectors.meetings_for_host(request.user)}
+    )
 
 
 @never_cache
@@ -38,7 +40,7 @@ def meeting_book(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             booked = services.meeting_book(
-                host=request.user,
+                host=signed_in_user(request),
                 title=data["title"],
                 starts_at=data["starts_at"],
                 duration_minutes=data["duration_minutes"],
@@ -90,7 +92,7 @@ def meeting_detail(request: HttpRequest, meeting_id: str) -> HttpResponse:
 def meeting_cancel(request: HttpRequest, meeting_id: str) -> HttpResponse:
     meeting = _host_meeting(request, meeting_id)
     try:
-        services.meeting_cancel(meeting=meeting, actor=request.user)
+        services.meeting_cancel(meeting=meeting, actor=signed_in_user(request))
     except services.Refused as refused:
         messages.error(request, str(refused))
     else:
@@ -105,7 +107,7 @@ def meeting_rotate_passcode(request: HttpRequest, meeting_id: str) -> HttpRespon
     meeting = _host_meeting(request, meeting_id)
     try:
         passcode = services.meeting_rotate_passcode(
-            meeting=meeting, actor=request.user, host_has_second_factor=has_second_factor(request)
+            meeting=meeting, actor=signed_in_user(request), host_has_second_factor=has_second_factor(request)
         )
     except services.Refused as refused:
         messages.error(request, str(refused))

@@ -91,17 +91,15 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'antechamber.sqlite3'}")
-}
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'antechamber.sqlite3'}")}
 # Survive a database restart without restarting the app.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"].setdefault("CONN_MAX_AGE", 0 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 60)
+DATABASES["default"].setdefault(
+    "CONN_MAX_AGE", 0 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 60
+)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A writer waits for the lock instead of failing at once under concurrent requests.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
-    )
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -63,7 +63,9 @@ class Mailbox:
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler protocol
         with self.lock:
-            self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
+            self.messages.append(
+                email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+            )
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 OK"
 
@@ -116,15 +118,32 @@ class Worker:
         log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "scheduler", "worker",
-                "--loglevel=INFO", "--pool=prefork", f"--concurrency={self.concurrency}",
-                "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "-n", f"test-{os.getpid()}@%h",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "scheduler",
+                "worker",
+                "--loglevel=INFO",
+                "--pool=prefork",
+                f"--concurrency={self.concurrency}",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"test-{os.getpid()}@%h",
             ],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        wait_until(lambda: b"ready." in self.log_path.read_bytes() or self.process.poll() is not None,
-                   timeout=60, what="the Celery worker to be ready")
+        wait_until(
+            lambda: b"ready." in self.log_path.read_bytes() or self.process.poll() is not None,
+            timeout=60,
+            what="the Celery worker to be ready",
+        )
         if self.process.poll() is not None:
             raise RuntimeError("Celery worker died:\n" + self.log_path.read_text()[-3000:])
 

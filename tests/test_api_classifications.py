@@ -5,10 +5,21 @@ from meetings.models import AuditEvent, ClassificationLevel
 pytestmark = pytest.mark.django_db
 
 SPEC_FIELDS = {
-    "code", "name", "rank", "bookable", "allow_cloud_recording", "allow_dial_in",
-    "require_waiting_room", "allow_guests", "allow_passcode_join", "require_host_mfa",
-    "require_participant_mfa", "max_link_lifetime_hours", "allowed_invitee_domains",
-    "min_passcode_bits", "retention_days",
+    "code",
+    "name",
+    "rank",
+    "bookable",
+    "allow_cloud_recording",
+    "allow_dial_in",
+    "require_waiting_room",
+    "allow_guests",
+    "allow_passcode_join",
+    "require_host_mfa",
+    "require_participant_mfa",
+    "max_link_lifetime_hours",
+    "allowed_invitee_domains",
+    "min_passcode_bits",
+    "retention_days",
 }
 
 
@@ -20,7 +31,11 @@ def test_signed_in_users_list_the_seeded_levels_with_every_field(bob_api):
     assert all(set(lv) == SPEC_FIELDS for lv in levels)
     secret = levels[2]
     assert secret["name"] == "SECRET"
-    assert (secret["allow_cloud_recording"], secret["allow_dial_in"], secret["allow_guests"]) == (False, False, False)
+    assert (secret["allow_cloud_recording"], secret["allow_dial_in"], secret["allow_guests"]) == (
+        False,
+        False,
+        False,
+    )
     assert (secret["require_host_mfa"], secret["require_participant_mfa"]) == (True, True)
     assert levels[3]["bookable"] is False
 

@@ -13,7 +13,12 @@ pytestmark = pytest.mark.django_db
 # The spec's table, written out here so the test fails if the seed drifts from it.
 SPEC = {
     "official": {"bookable": True, "cloud_recording": True, "dial_in": True, "waiting_room_off": True},
-    "official-sensitive": {"bookable": True, "cloud_recording": False, "dial_in": True, "waiting_room_off": False},
+    "official-sensitive": {
+        "bookable": True,
+        "cloud_recording": False,
+        "dial_in": True,
+        "waiting_room_off": False,
+    },
     "secret": {"bookable": True, "cloud_recording": False, "dial_in": False, "waiting_room_off": False},
     "top-secret": {"bookable": False, "cloud_recording": False, "dial_in": False, "waiting_room_off": False},
 }
@@ -49,7 +54,11 @@ def test_policy_matrix_through_the_api(alice_api, level, case):
         assert response.status_code == 400, response.content
         assert set(response.json()) == refused
         for field in refused:
-            level_name = {"official-sensitive": "OFFICIAL-SENSITIVE", "secret": "SECRET", "top-secret": "TOP SECRET"}[level]
+            level_name = {
+                "official-sensitive": "OFFICIAL-SENSITIVE",
+                "secret": "SECRET",
+                "top-secret": "TOP SECRET",
+            }[level]
             assert any(level_name in message for message in response.json()[field])
         assert row_counts() == before
     else:
@@ -82,7 +91,9 @@ def test_booking_returns_the_stored_fields_and_a_typable_id(alice_api):
     assert body["dial_in"] is True and body["dial_in_code"].isdigit()
     assert response["Cache-Control"] == "no-store"
     meeting = Meeting.objects.get(public_id=body["id"].replace("-", ""))
-    assert AuditEvent.objects.filter(action="meeting_booked", meeting_public_id=meeting.public_id).count() == 1
+    assert (
+        AuditEvent.objects.filter(action="meeting_booked", meeting_public_id=meeting.public_id).count() == 1
+    )
 
 
 def test_get_never_shows_the_passcode(alice_api):
@@ -93,9 +104,7 @@ def test_get_never_shows_the_passcode(alice_api):
     assert booked["passcode"] not in str(one) + str(listed)
 
 
-@pytest.mark.parametrize(
-    "spelling", [str.lower, lambda s: s.replace("-", ""), lambda s: s.replace("-", " ")]
-)
+@pytest.mark.parametrize("spelling", [str.lower, lambda s: s.replace("-", ""), lambda s: s.replace("-", " ")])
 def test_meeting_id_in_the_path_accepts_any_case_and_dashes(alice_api, spelling):
     booked = alice_api.post("/api/v1/meetings/", booking(), format="json").json()
     response = alice_api.get(f"/api/v1/meetings/{spelling(booked['id'])}/")
@@ -137,7 +146,9 @@ def test_patch_rechecks_every_option_against_a_new_level(alice_api):
         "/api/v1/meetings/", booking(cloud_recording=True, dial_in=True, waiting_room=False), format="json"
     ).json()
     before = row_counts()
-    response = alice_api.patch(f"/api/v1/meetings/{booked['id']}/", {"classification": "secret"}, format="json")
+    response = alice_api.patch(
+        f"/api/v1/meetings/{booked['id']}/", {"classification": "secret"}, format="json"
+    )
     assert response.status_code == 400
     assert set(response.json()) == {"cloud_recording", "dial_in", "waiting_room"}
     assert row_counts() == before
@@ -154,7 +165,9 @@ def test_patch_rechecks_every_option_against_a_new_level(alice_api):
     assert body["sequence"] == 1
     meeting = Meeting.objects.get(public_id=booked["id"].replace("-", ""))
     assert meeting.passcode_bits >= 80
-    assert AuditEvent.objects.filter(action="meeting_level_changed", meeting_public_id=meeting.public_id).exists()
+    assert AuditEvent.objects.filter(
+        action="meeting_level_changed", meeting_public_id=meeting.public_id
+    ).exists()
 
 
 def test_patch_refuses_options_the_current_level_forbids(alice_api):
@@ -236,8 +249,18 @@ def test_a_booked_passcode_is_nowhere_in_a_dump_of_the_database(alice_api, tmp_p
         # And the raw database, below the ORM, as an operator's backup would hold it.
         db = settings.DATABASES["default"]
         text += subprocess.run(
-            ["pg_dump", "-h", db["HOST"] or "127.0.0.1", "-U", db["USER"] or "postgres", "--data-only", db["NAME"]],
-            capture_output=True, text=True, check=True,
+            [
+                "pg_dump",
+                "-h",
+                db["HOST"] or "127.0.0.1",
+                "-U",
+                db["USER"] or "postgres",
+                "--data-only",
+                db["NAME"],
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     else:
         text += "\n".join(connection.connection.iterdump())

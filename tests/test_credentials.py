@@ -33,7 +33,9 @@ def test_meeting_id_reads_look_alikes_as_digits():
     assert credentials.normalize_meeting_id("OOOO-IIII-LLLL-0000") == "0000111111110000"
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "ABCD-EFGH-JKMN-PQRSX", "ABCD-EFGH-JKMN-PQR!", "UUUUUUUUUUUUUUUU", "1" * 200])
+@pytest.mark.parametrize(
+    "bad", ["", "abc", "ABCD-EFGH-JKMN-PQRSX", "ABCD-EFGH-JKMN-PQR!", "UUUUUUUUUUUUUUUU", "1" * 200]
+)
 def test_malformed_meeting_ids_are_rejected(bad):
     assert credentials.normalize_meeting_id(bad) is None
 

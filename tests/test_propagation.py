@@ -6,9 +6,7 @@ from tests.helpers import booking
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_forbidding_recording_switches_it_off_audits_it_and_tells_the_host(
-    alice_api, carol_api, tasks_run
-):
+def test_forbidding_recording_switches_it_off_audits_it_and_tells_the_host(alice_api, carol_api, tasks_run):
     mailbox = tasks_run
     booked = alice_api.post("/api/v1/meetings/", booking(cloud_recording=True), format="json").json()
     other = alice_api.post(

@@ -1,0 +1,57 @@
+# Antechamber. `make run` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format install clean worker beat screenshots
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The app on SQLite under var/, with tasks run in-process and mail to the console.
+run: $(STAMP)
+	mkdir -p var
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py bootstrap_admin --url http://$(HOST):$(PORT)
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# Chromium for the browser tests (Debian's package; Playwright's own download does not work here).
+/usr/bin/chromium:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "Install Chromium (apt-get install chromium) to run the browser tests; they are skipped without it."; fi
+
+test: $(STAMP) /usr/bin/chromium
+	mkdir -p var
+	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy meetings scheduler
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+worker: $(STAMP)
+	$(BIN)/celery -A scheduler worker --loglevel=INFO
+
+beat: $(STAMP)
+	$(BIN)/celery -A scheduler beat --loglevel=INFO --schedule var/celerybeat-schedule
+
+# Screenshots of the main pages into docs/screenshots/ (drives the browser test).
+screenshots: $(STAMP) /usr/bin/chromium
+	ANTECHAMBER_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -q tests/test_browser.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,111 @@
+"""Headless Chromium (Debian's) driven by Playwright against the live server."""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from meetings.models import Meeting
+from tests import services as real
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOTS = os.environ.get("ANTECHAMBER_SCREENSHOT_DIR")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not real.chromium_available():
+        real.missing("Chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        real.missing("playwright is not installed")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=real.CHROMIUM, headless=True, args=real.CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def shoot(page, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, live_server, username: str, password: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/meetings/")
+
+
+def test_sign_in_book_and_see_the_passcode_once(page, live_server, alice, password):
+    sign_in(page, live_server, "alice", password)
+    page.click("text=Book a meeting")
+
+    # The level comes first: choosing SECRET reloads the form with its locks.
+    page.select_option("#level", "secret")
+    page.wait_for_url("**/meetings/new/?level=secret")
+    assert page.is_disabled("#id_cloud_recording")
+    assert page.is_disabled("#id_dial_in")
+    assert "Cloud recording is not allowed for SECRET meetings." in page.content()
+    assert page.inner_text(".banner") == "SECRET"
+    shoot(page, "booking-form-secret")
+
+    page.select_option("#level", "official")
+    page.wait_for_url("**/meetings/new/?level=official")
+    assert page.is_enabled("#id_cloud_recording")
+    starts = (timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    page.fill("#id_title", "Budget committee")
+    page.fill("#id_starts_at", starts)
+    page.select_option("#id_timezone", "Europe/London")
+    page.fill("#id_duration_minutes", "90")
+    page.check("#id_dial_in")
+    shoot(page, "booking-form")
+    page.click("button:has-text('Book')")
+
+    page.wait_for_selector("#passcode")
+    passcode = page.inner_text("#passcode")
+    meeting_id = page.inner_text("#meeting-id")
+    assert "only now" in page.content()
+    shoot(page, "booking-confirmation")
+    meeting = Meeting.objects.get()
+    assert meeting.display_id == meeting_id and meeting.dial_in is True
+    assert len(passcode.replace("-", "")) * 5 >= 60
+
+    # Shown once: the meeting page and the list never show it again.
+    page.click("text=Go to the meeting page")
+    page.wait_for_selector(".banner")
+    assert passcode not in page.content()
+    shoot(page, "meeting-page")
+    page.goto(f"{live_server.url}/meetings/")
+    assert passcode not in page.content() and meeting_id in page.content()
+    shoot(page, "my-meetings")
+
+
+def test_booking_form_fits_a_phone(browser, live_server, alice, password):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    try:
+        sign_in(page, live_server, "alice", password)
+        page.goto(f"{live_server.url}/meetings/new/?level=official-sensitive")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+        shoot(page, "booking-form-phone")
+    finally:
+        context.close()
