@@ -12,8 +12,10 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from meetings import selectors, services
 from meetings.authentication import has_second_factor, signed_in_user
-from meetings.models import ClassificationLevel, Meeting
+from meetings.models import ClassificationLevel, Invitation, Meeting
 from meetings.serializers import (
+    InvitationOutput,
+    InvitationsCreateInput,
     LevelOutput,
     LevelUpdateInput,
     MeetingBookInput,
@@ -101,6 +103,7 @@ class MeetingListApi(APIView):
             cloud_recording=data["cloud_recording"],
             dial_in=data["dial_in"],
             waiting_room=data["waiting_room"],
+            invitees=data["invitees"],
             host_has_second_factor=has_second_factor(request),
         )
         output = MeetingWithPasscodeOutput(booked.meeting).data
@@ -149,3 +152,59 @@ class MeetingPasscodeApi(APIView):
             host_has_second_factor=has_second_factor(request),
         )
         return Response({"passcode": passcode}, headers={"Cache-Control": "no-store"})
+
+
+class MeetingInvitationsApi(APIView):
+    @extend_schema(responses=InvitationOutput(many=True))
+    def get(self, request: Request, meeting_id: str) -> Response:
+        meeting = _host_meeting(request, meeting_id)
+        invitations = selectors.invitations_for_meeting(meeting)
+        return Response(InvitationOutput(invitations, many=True, context={"meeting": meeting}).data)
+
+    @extend_schema(request=InvitationsCreateInput, responses={201: InvitationOutput(many=True)})
+    def post(self, request: Request, meeting_id: str) -> Response:
+        meeting = _host_meeting(request, meeting_id)
+        serializer = InvitationsCreateInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        created = services.invitations_create(
+            meeting=meeting,
+            actor=signed_in_user(request),
+            emails_to_invite=serializer.validated_data["emails"],
+            host_has_second_factor=has_second_factor(request),
+        )
+        invitations = selectors.invitations_for_meeting(meeting).filter(pk__in=[i.pk for i in created])
+        return Response(
+            InvitationOutput(invitations, many=True, context={"meeting": meeting}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+def _host_invitation(request: Request, meeting_id: str, invitation_id: str) -> Invitation:
+    invitation = selectors.invitation_for_host(_host_meeting(request, meeting_id), invitation_id)
+    if invitation is None:
+        raise Http404("No such invitation.")
+    return invitation
+
+
+class InvitationResendApi(APIView):
+    @extend_schema(request=None, responses=InvitationOutput)
+    def post(self, request: Request, meeting_id: str, invitation_id: str) -> Response:
+        invitation = services.invitation_resend(
+            invitation=_host_invitation(request, meeting_id, invitation_id),
+            actor=signed_in_user(request),
+            host_has_second_factor=has_second_factor(request),
+        )
+        row = selectors.invitations_for_meeting(invitation.meeting).get(pk=invitation.pk)
+        return Response(InvitationOutput(row, context={"meeting": invitation.meeting}).data)
+
+
+class InvitationRevokeApi(APIView):
+    @extend_schema(request=None, responses=InvitationOutput)
+    def post(self, request: Request, meeting_id: str, invitation_id: str) -> Response:
+        invitation = services.invitation_revoke(
+            invitation=_host_invitation(request, meeting_id, invitation_id),
+            actor=signed_in_user(request),
+            host_has_second_factor=has_second_factor(request),
+        )
+        row = selectors.invitations_for_meeting(invitation.meeting).get(pk=invitation.pk)
+        return Response(InvitationOutput(row, context={"meeting": invitation.meeting}).data)

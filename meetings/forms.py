@@ -5,6 +5,8 @@ from datetime import datetime
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
 from meetings import policy, selectors
 from meetings.models import ClassificationLevel
@@ -43,6 +45,11 @@ class BookingForm(forms.Form):
     cloud_recording = forms.BooleanField(required=False, label="Cloud recording")
     dial_in = forms.BooleanField(required=False, label="Telephone dial-in")
     waiting_room = forms.BooleanField(required=False, initial=True, label="Waiting room")
+    invitees = forms.CharField(
+        required=False,
+        label="Invite (e-mail addresses, separated by spaces, commas or lines)",
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
 
     OPTION_FIELDS = ("cloud_recording", "dial_in", "waiting_room")
 
@@ -71,6 +78,18 @@ class BookingForm(forms.Form):
 
     def option_rows(self) -> list[dict[str, Any]]:
         return [{"field": self[name], "lock": self.locks.get(name)} for name in self.OPTION_FIELDS]
+
+    def clean_invitees(self) -> list[str]:
+        addresses = [part for part in self.cleaned_data["invitees"].replace(",", " ").split() if part]
+        bad = []
+        for address in addresses:
+            try:
+                validate_email(address)
+            except ValidationError:
+                bad.append(address)
+        if bad:
+            raise ValidationError(f"Not e-mail addresses: {', '.join(bad)}.")
+        return addresses
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -1,8 +1,11 @@
 """Data and its invariants. Writes go through meetings.services only."""
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Lower
 
 from meetings.credentials import format_meeting_id
 
@@ -74,6 +77,9 @@ class Meeting(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
     # Raised on every change invitees must hear of (the ICS SEQUENCE).
     sequence = models.PositiveIntegerField(default=0)
+    # The calendar UID: stable for the meeting's life, and not the meeting ID, so a
+    # synced calendar does not hold half of the passcode-join credential.
+    ics_uid = models.UUIDField(default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -155,6 +161,58 @@ class AuditEvent(models.Model):
         return f"#{self.pk} {self.action} {self.subject}"
 
 
+class Invitation(models.Model):
+    """One invitee of one meeting. Its links come and go; the invitation stays."""
+
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(help_text="Stored lower-cased.")
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["meeting", "email"], name="invitation_unique_per_meeting"),
+            models.CheckConstraint(condition=Q(email=Lower("email")), name="invitation_email_lowercase"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.meeting_id}"
+
+
+class JoinLink(models.Model):
+    """A personal one-time join link. Only the SHA-256 of its token is stored."""
+
+    class Revoked(models.TextChoices):
+        REPLACED = "replaced", "replaced by a newer link"
+        REVOKED = "revoked", "revoked by the host"
+        CANCELLED = "cancelled", "the meeting was cancelled"
+
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=12, choices=Revoked.choices, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(revoked_at__isnull=True, revoked_reason="")
+                | Q(revoked_at__isnull=False) & ~Q(revoked_reason=""),
+                name="joinlink_revoked_reason_matches",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"link {self.pk} for invitation {self.invitation_id}"
+
+
 class OutboundMessage(models.Model):
     """The outbox: written in the same transaction as what it reports."""
 
@@ -166,6 +224,9 @@ class OutboundMessage(models.Model):
 
     meeting = models.ForeignKey(
         Meeting, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
+    )
+    invitation = models.ForeignKey(
+        Invitation, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
     )
     kind = models.CharField(max_length=40)
     to_email = models.EmailField()

@@ -6,6 +6,8 @@ functions, so a rule cannot be enforced in one place and forgotten in another.
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Protocol
 
 
@@ -138,3 +140,80 @@ def enforce_level(level: Level, options: MeetingOptions) -> list[Change]:
 
 def required_passcode_bits(level: Level) -> int:
     return max(60, level.min_passcode_bits)
+
+
+# --- One-time join links ---------------------------------------------------------
+
+LINK_GRACE = timedelta(minutes=15)
+
+
+class LinkState(StrEnum):
+    LIVE = "live"
+    SPENT = "spent"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    CANCELLED = "cancelled"
+    ENDED = "ended"
+
+
+def link_expiry(*, max_link_lifetime_hours: int, meeting_ends_at: datetime, now: datetime) -> datetime:
+    """The earlier of the meeting's end plus a short grace and now + the level's maximum."""
+    return min(meeting_ends_at + LINK_GRACE, now + timedelta(hours=max_link_lifetime_hours))
+
+
+def link_state(
+    *,
+    redeemed: bool,
+    revoked_reason: str,
+    expires_at: datetime,
+    meeting_cancelled: bool,
+    meeting_ends_at: datetime,
+    now: datetime,
+) -> LinkState:
+    if meeting_cancelled or revoked_reason == "cancelled":
+        return LinkState.CANCELLED
+    if redeemed:
+        return LinkState.SPENT
+    if revoked_reason:
+        return LinkState.REVOKED
+    if meeting_ends_at + LINK_GRACE <= now:
+        return LinkState.ENDED
+    if expires_at <= now:
+        return LinkState.EXPIRED
+    return LinkState.LIVE
+
+
+class ParticipantLevel(Protocol):
+    name: str
+    allow_guests: bool
+    require_participant_mfa: bool
+
+
+def redemption_violation(
+    level: ParticipantLevel,
+    *,
+    invited_email: str,
+    signed_in_email: str | None,
+    has_second_factor: bool,
+) -> Violation | None:
+    """Who may spend a link: anyone where guests are allowed, else a signed-in person; where
+    the level needs participant MFA, only the invited address with a second factor."""
+    if level.require_participant_mfa:
+        if signed_in_email is None or signed_in_email.lower() != invited_email.lower():
+            return Violation(
+                "detail",
+                f"{level.name} meetings admit only the invited person: sign in as {invited_email} "
+                "and pass your second factor, then open this link again.",
+            )
+        if not has_second_factor:
+            return Violation(
+                "detail",
+                f"{level.name} meetings need a second factor: sign in with your authenticator app, "
+                "then open this link again.",
+            )
+        return None
+    if not level.allow_guests and signed_in_email is None:
+        return Violation(
+            "detail", f"{level.name} meetings do not admit guests: sign in, then open this link again."
+        )
+    return None

@@ -1,10 +1,10 @@
 """Reads. Anything beyond a plain get lives here, with its joins."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
-from meetings.credentials import normalize_meeting_id
-from meetings.models import ClassificationLevel, Meeting
+from meetings.credentials import normalize_meeting_id, token_digest
+from meetings.models import ClassificationLevel, Invitation, JoinLink, Meeting, OutboundMessage
 
 
 def levels() -> QuerySet[ClassificationLevel]:
@@ -31,3 +31,45 @@ def meeting_for_host(host: AbstractBaseUser | AnonymousUser, raw_meeting_id: str
     if public_id is None or not host.is_authenticated:
         return None
     return meetings_for_host(host).filter(public_id=public_id).first()
+
+
+def invitations_for_meeting(meeting: Meeting) -> QuerySet[Invitation]:
+    """Every invitee with its latest delivery and link state, in one query."""
+    latest_message = OutboundMessage.objects.filter(invitation=OuterRef("pk")).order_by("-id")
+    latest_link = JoinLink.objects.filter(invitation=OuterRef("pk")).order_by("-id")
+    return (
+        Invitation.objects.filter(meeting=meeting)
+        .annotate(
+            delivery_status=Subquery(latest_message.values("status")[:1]),
+            delivered_at=Subquery(latest_message.values("sent_at")[:1]),
+            delivery_error=Subquery(latest_message.values("last_error")[:1]),
+            link_redeemed_at=Subquery(latest_link.values("redeemed_at")[:1]),
+            link_revoked_reason=Subquery(latest_link.values("revoked_reason")[:1]),
+            link_expires_at=Subquery(latest_link.values("expires_at")[:1]),
+            # A resend replaces a spent link too: "redeemed" means any of its links was spent.
+            first_redeemed_at=Subquery(
+                JoinLink.objects.filter(invitation=OuterRef("pk"), redeemed_at__isnull=False)
+                .order_by("redeemed_at")
+                .values("redeemed_at")[:1]
+            ),
+        )
+        .order_by("id")
+    )
+
+
+def invitation_for_host(meeting: Meeting, invitation_id: str | int) -> Invitation | None:
+    try:
+        pk = int(invitation_id)
+    except (TypeError, ValueError):
+        return None
+    return Invitation.objects.filter(meeting=meeting, pk=pk).first()
+
+
+def link_by_token(token: str) -> JoinLink | None:
+    if not token or len(token) > 100:
+        return None
+    return (
+        JoinLink.objects.select_related("invitation__meeting__classification", "invitation__meeting__host")
+        .filter(token_hash=token_digest(token))
+        .first()
+    )

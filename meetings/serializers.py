@@ -4,9 +4,11 @@ import re
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from meetings import policy
 from meetings.models import ClassificationLevel, Meeting
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -75,6 +77,9 @@ class MeetingBookInput(StrictSerializer):
     cloud_recording = StrictBooleanField(required=False, default=False)
     dial_in = StrictBooleanField(required=False, default=False)
     waiting_room = StrictBooleanField(required=False, default=True)
+    invitees = serializers.ListField(
+        child=serializers.EmailField(), required=False, default=list, max_length=5000
+    )
 
 
 class MeetingUpdateInput(StrictSerializer):
@@ -199,3 +204,33 @@ class LevelUpdateInput(StrictSerializer):
         if clash.exists():
             raise serializers.ValidationError(f"Rank {value} is already used by another level.")
         return value
+
+
+class InvitationsCreateInput(StrictSerializer):
+    emails = serializers.ListField(child=serializers.EmailField(), min_length=1, max_length=5000)
+
+
+class InvitationOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    email = serializers.EmailField()
+    created_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    delivery_status = serializers.CharField(allow_null=True, help_text="pending, sending, sent or failed")
+    delivered_at = serializers.DateTimeField(allow_null=True)
+    delivery_error = serializers.CharField(allow_null=True, allow_blank=True)
+    redemption_state = serializers.SerializerMethodField(
+        help_text="live, spent, expired, revoked, cancelled or ended (of the newest link)"
+    )
+    redeemed_at = serializers.DateTimeField(source="first_redeemed_at", allow_null=True)
+
+    def get_redemption_state(self, invitation: Any) -> str:
+        if invitation.link_expires_at is None:
+            return "none"
+        return policy.link_state(
+            redeemed=invitation.link_redeemed_at is not None,
+            revoked_reason=invitation.link_revoked_reason or "",
+            expires_at=invitation.link_expires_at,
+            meeting_cancelled=self.context["meeting"].is_cancelled,
+            meeting_ends_at=self.context["meeting"].ends_at,
+            now=timezone.now(),
+        ).value

@@ -17,12 +17,10 @@ from django.utils import timezone
 
 from meetings import credentials, emails, policy
 from meetings.audit import audit_record
-from meetings.models import ApiToken, ClassificationLevel, Meeting, OutboundMessage
+from meetings.models import ApiToken, ClassificationLevel, Invitation, JoinLink, Meeting, OutboundMessage
 
 MAX_DURATION_MINUTES = 1440
 OUTBOX_MAX_ATTEMPTS = 8
-OUTBOX_STALE_CLAIM = timedelta(minutes=10)
-OUTBOX_FLUSH_GRACE = timedelta(seconds=30)
 OUTBOX_FLUSH_BATCH = 500
 
 
@@ -135,8 +133,11 @@ def meeting_book(
     dial_in: bool = False,
     waiting_room: bool = True,
     timezone_name: str = "UTC",
+    invitees: list[str] | None = None,
     host_has_second_factor: bool,
 ) -> Booked:
+    """Book a meeting (and invite people, in the same transaction)."""
+    wanted = _normalise_emails(invitees or [])
     options = policy.MeetingOptions(
         cloud_recording=cloud_recording, dial_in=dial_in, waiting_room=waiting_room
     )
@@ -144,7 +145,7 @@ def meeting_book(
 
     def violations_for(level: ClassificationLevel) -> list[policy.Violation]:
         return policy.check_meeting(
-            level, options, host_has_second_factor=host_has_second_factor
+            level, options, host_has_second_factor=host_has_second_factor, invitees=wanted
         ) + _schedule_violations(
             starts_at=starts_at, duration_minutes=duration_minutes, tz_name=timezone_name, now=now
         )
@@ -203,6 +204,8 @@ def meeting_book(
                 "passcode_bits": bits,
             },
         )
+        if wanted:
+            _invite(meeting=meeting, actor=host, emails_to_invite=wanted, now=now)
     return Booked(meeting=meeting, passcode=passcode)
 
 
@@ -296,6 +299,8 @@ def meeting_update(
         audit_record(
             action="meeting_changed", actor=actor, meeting=meeting, subject=meeting.title, detail=diff
         )
+        if INVITEE_VISIBLE & set(diff):
+            _notify_invitees_of_change(meeting=meeting, now=now)
         if "classification" in diff:
             audit_record(
                 action="meeting_level_changed",
@@ -328,6 +333,14 @@ def meeting_cancel(*, meeting: Meeting, actor: User) -> Meeting:
         meeting.refresh_from_db()
         if won != 1:
             raise Refused([policy.Violation("detail", "This meeting is already cancelled.")])
+        JoinLink.objects.filter(
+            invitation__meeting=meeting, redeemed_at__isnull=True, revoked_at__isnull=True
+        ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.CANCELLED)
+        _notify_invitees_of_cancellation(
+            meeting=meeting,
+            invitations=_active_invitations(meeting),
+            reason="The host cancelled this meeting.",
+        )
         audit_record(action="meeting_cancelled", actor=actor, meeting=meeting, subject=meeting.title)
     return meeting
 
@@ -385,6 +398,7 @@ def classification_update(
             .order_by("id")
         )
         for meeting in affected:
+            meeting.classification = level
             changes_made = policy.enforce_level(level, _options(meeting))
             if not changes_made:
                 continue
@@ -405,9 +419,12 @@ def classification_update(
                 )
             if not meeting.dial_in:
                 meeting.dial_in_code = ""
-            if any(change.field in INVITEE_VISIBLE for change in changes_made):
+            invitees_affected = any(change.field in INVITEE_VISIBLE for change in changes_made)
+            if invitees_affected:
                 meeting.sequence += 1
             meeting.save()
+            if invitees_affected:
+                _notify_invitees_of_change(meeting=meeting, now=now)
             message = emails.level_tightened(meeting=meeting, changes=changes_made)
             outbox_enqueue(
                 message=message, kind="level_tightened", to_email=meeting.host.email, meeting=meeting
@@ -437,19 +454,18 @@ def api_token_create(*, user: User, label: str = "", created_by: User | None = N
 # --- The outbox -------------------------------------------------------------------
 
 
-def outbox_enqueue(
+def _outbox_row(
     *,
     message: emails.Message,
     kind: str,
     to_email: str,
     meeting: Meeting | None = None,
-) -> OutboundMessage | None:
-    """Write a message row in the caller's transaction; a task sends it after commit."""
-    if not to_email:
-        return None
+    invitation: Invitation | None = None,
+) -> OutboundMessage:
     domain = settings.SITE_URL.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0] or "localhost"
-    row = OutboundMessage.objects.create(
+    return OutboundMessage(
         meeting=meeting,
+        invitation=invitation,
         kind=kind,
         to_email=to_email,
         subject=message.subject,
@@ -460,10 +476,38 @@ def outbox_enqueue(
         message_id=make_msgid(idstring=kind, domain=domain),
         next_attempt_at=timezone.now(),
     )
+
+
+def _outbox_write(rows: list[OutboundMessage]) -> list[OutboundMessage]:
+    """Write message rows in the caller's transaction; tasks send them after commit.
+
+    If the broker is down the enqueue fails after commit (robust: the request still
+    succeeds) and the periodic outbox_flush sends the rows later: nothing is lost.
+    """
+    if not rows:
+        return []
+    created = OutboundMessage.objects.bulk_create(rows)
+    ids = [row.pk for row in created]
     from meetings import tasks  # the task module imports this one
 
-    transaction.on_commit(lambda: tasks.outbox_send.delay(row.pk))
-    return row
+    def enqueue() -> None:
+        for message_id in ids:
+            tasks.outbox_send.delay(message_id)
+
+    transaction.on_commit(enqueue, robust=True)
+    return created
+
+
+def outbox_enqueue(
+    *,
+    message: emails.Message,
+    kind: str,
+    to_email: str,
+    meeting: Meeting | None = None,
+) -> OutboundMessage | None:
+    if not to_email:
+        return None
+    return _outbox_write([_outbox_row(message=message, kind=kind, to_email=to_email, meeting=meeting)])[0]
 
 
 @dataclass(frozen=True)
@@ -516,15 +560,268 @@ def outbox_due() -> list[int]:
     delivery is at least once, and the stable Message-ID lets clients drop the copy.
     """
     now = timezone.now()
+    stale_claim = timedelta(seconds=settings.ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS)
+    grace = timedelta(seconds=settings.ANTECHAMBER_OUTBOX_FLUSH_GRACE_SECONDS)
     OutboundMessage.objects.filter(
-        status=OutboundMessage.Status.SENDING, claimed_at__lt=now - OUTBOX_STALE_CLAIM
+        status=OutboundMessage.Status.SENDING, claimed_at__lt=now - stale_claim
     ).update(status=OutboundMessage.Status.PENDING, claimed_at=None)
     return list(
         OutboundMessage.objects.filter(
             status=OutboundMessage.Status.PENDING,
             next_attempt_at__lte=now,
-            created_at__lte=now - OUTBOX_FLUSH_GRACE,
+            created_at__lte=now - grace,
         )
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:OUTBOX_FLUSH_BATCH]
+    )
+
+
+# --- Invitations and one-time links ---------------------------------------------------
+
+
+def _normalise_emails(raw: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for email in raw:
+        seen.setdefault(email.strip().lower(), None)
+    return list(seen)
+
+
+def _link_url(token: str) -> str:
+    return f"{settings.SITE_URL}/j/{token}/"
+
+
+def _new_link(
+    invitation: Invitation, meeting: Meeting, level: ClassificationLevel, now: datetime
+) -> tuple[JoinLink, str]:
+    token = credentials.new_token()
+    link = JoinLink(
+        invitation=invitation,
+        token_hash=credentials.token_digest(token),
+        expires_at=policy.link_expiry(
+            max_link_lifetime_hours=level.max_link_lifetime_hours, meeting_ends_at=meeting.ends_at, now=now
+        ),
+    )
+    return link, token
+
+
+def _send_links(
+    *, meeting: Meeting, invitations: list[Invitation], now: datetime, update: bool, kind: str
+) -> None:
+    """A fresh link for each invitation, and its message, in the caller's transaction."""
+    level = meeting.classification
+    links, rows = [], []
+    for invitation in invitations:
+        link, token = _new_link(invitation, meeting, level, now)
+        links.append(link)
+        message = emails.invitation(
+            meeting=meeting, email=invitation.email, link_url=_link_url(token), update=update
+        )
+        rows.append(
+            _outbox_row(
+                message=message, kind=kind, to_email=invitation.email, meeting=meeting, invitation=invitation
+            )
+        )
+    JoinLink.objects.bulk_create(links)
+    _outbox_write(rows)
+
+
+def _invite(*, meeting: Meeting, actor: User, emails_to_invite: list[str], now: datetime) -> list[Invitation]:
+    invitations = Invitation.objects.bulk_create(
+        [Invitation(meeting=meeting, email=email, invited_by=actor) for email in emails_to_invite]
+    )
+    _send_links(meeting=meeting, invitations=invitations, now=now, update=False, kind="invitation")
+    audit_record(
+        action="invitations_sent",
+        actor=actor,
+        meeting=meeting,
+        subject=f"{len(invitations)} invitee(s)",
+        detail={"emails": emails_to_invite},
+    )
+    return invitations
+
+
+def invitations_create(
+    *, meeting: Meeting, actor: User, emails_to_invite: list[str], host_has_second_factor: bool
+) -> list[Invitation]:
+    """Invite people; each gets a personal one-time link by e-mail (written to the outbox)."""
+    wanted = _normalise_emails(emails_to_invite)
+    now = timezone.now()
+    with transaction.atomic():
+        meeting = (
+            Meeting.objects.select_for_update().select_related("classification", "host").get(pk=meeting.pk)
+        )
+        _refuse_if_closed(meeting, now)
+        _refuse_without_factor(meeting, host_has_second_factor)
+        meeting.classification = _lock_level_for_share(meeting.classification_id)
+        violations = policy.invitee_violations(meeting.classification, wanted, field="emails")
+        existing = dict(
+            Invitation.objects.filter(meeting=meeting, email__in=wanted).values_list("email", "revoked_at")
+        )
+        violations += [
+            policy.Violation(
+                "emails",
+                f"{email} was invited and revoked: resend that invitation to invite them again."
+                if revoked_at
+                else f"{email} is already invited: resend or revoke that invitation instead.",
+            )
+            for email, revoked_at in existing.items()
+        ]
+        if violations:
+            raise Refused(violations)
+        return _invite(meeting=meeting, actor=actor, emails_to_invite=wanted, now=now)
+
+
+def _active_invitations(meeting: Meeting) -> list[Invitation]:
+    return list(Invitation.objects.filter(meeting=meeting, revoked_at__isnull=True).order_by("id"))
+
+
+def _notify_invitees_of_change(*, meeting: Meeting, now: datetime) -> None:
+    """METHOD:REQUEST with the raised SEQUENCE. Unspent links are replaced by fresh ones
+    (the new message carries the link); people who already joined keep their session."""
+    invitations = _active_invitations(meeting)
+    if not invitations:
+        return
+    spent = set(
+        JoinLink.objects.filter(invitation__in=invitations, redeemed_at__isnull=False).values_list(
+            "invitation_id", flat=True
+        )
+    )
+    JoinLink.objects.filter(
+        invitation__in=invitations, redeemed_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REPLACED)
+    unspent = [inv for inv in invitations if inv.pk not in spent]
+    _send_links(meeting=meeting, invitations=unspent, now=now, update=True, kind="invitation_update")
+    _outbox_write(
+        [
+            _outbox_row(
+                message=emails.invitation(meeting=meeting, email=inv.email, link_url=None, update=True),
+                kind="invitation_update",
+                to_email=inv.email,
+                meeting=meeting,
+                invitation=inv,
+            )
+            for inv in invitations
+            if inv.pk in spent
+        ]
+    )
+
+
+def _notify_invitees_of_cancellation(*, meeting: Meeting, invitations: list[Invitation], reason: str) -> None:
+    _outbox_write(
+        [
+            _outbox_row(
+                message=emails.invitation_cancelled(meeting=meeting, email=inv.email, reason=reason),
+                kind="invitation_cancel",
+                to_email=inv.email,
+                meeting=meeting,
+                invitation=inv,
+            )
+            for inv in invitations
+        ]
+    )
+
+
+def _host_invitation(invitation: Invitation, now: datetime, host_has_second_factor: bool) -> Invitation:
+    invitation = Invitation.objects.select_related("meeting__classification", "meeting__host").get(
+        pk=invitation.pk
+    )
+    Meeting.objects.select_for_update().filter(pk=invitation.meeting_id).first()
+    _refuse_if_closed(invitation.meeting, now)
+    _refuse_without_factor(invitation.meeting, host_has_second_factor)
+    return invitation
+
+
+def invitation_resend(*, invitation: Invitation, actor: User, host_has_second_factor: bool) -> Invitation:
+    """A new link by e-mail; the old one answers 410 from now on. Also re-invites a revoked invitee."""
+    now = timezone.now()
+    with transaction.atomic():
+        invitation = _host_invitation(invitation, now, host_has_second_factor)
+        meeting = invitation.meeting
+        violations = policy.invitee_violations(meeting.classification, [invitation.email], field="emails")
+        if violations:
+            raise Refused(violations)
+        JoinLink.objects.filter(
+            invitation=invitation, redeemed_at__isnull=True, revoked_at__isnull=True
+        ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REPLACED)
+        Invitation.objects.filter(pk=invitation.pk).update(revoked_at=None)
+        invitation.revoked_at = None
+        _send_links(meeting=meeting, invitations=[invitation], now=now, update=False, kind="invitation")
+        audit_record(action="invitation_resent", actor=actor, meeting=meeting, subject=invitation.email)
+    return invitation
+
+
+def invitation_revoke(*, invitation: Invitation, actor: User, host_has_second_factor: bool) -> Invitation:
+    now = timezone.now()
+    with transaction.atomic():
+        invitation = _host_invitation(invitation, now, host_has_second_factor)
+        won = Invitation.objects.filter(pk=invitation.pk, revoked_at__isnull=True).update(revoked_at=now)
+        if won != 1:
+            raise Refused([policy.Violation("detail", "This invitation is already revoked.")])
+        invitation.revoked_at = now
+        JoinLink.objects.filter(
+            invitation=invitation, redeemed_at__isnull=True, revoked_at__isnull=True
+        ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REVOKED)
+        _notify_invitees_of_cancellation(
+            meeting=invitation.meeting,
+            invitations=[invitation],
+            reason="The host withdrew your invitation to this meeting.",
+        )
+        audit_record(
+            action="invitation_revoked", actor=actor, meeting=invitation.meeting, subject=invitation.email
+        )
+    return invitation
+
+
+def invitation_redeem(*, link: JoinLink, user: User | None, has_second_factor: bool) -> Invitation:
+    """Spend a one-time link. Of any number of simultaneous calls exactly one wins: the
+    decision is one conditional UPDATE on the link's own row.
+
+    Raises Refused (nothing spent) when the person may not use it, or LinkGone.
+    """
+    now = timezone.now()
+    invitation = link.invitation
+    meeting = invitation.meeting
+    state = link_state_now(link, now)
+    if state != policy.LinkState.LIVE:
+        raise LinkGone(state)
+    violation = policy.redemption_violation(
+        meeting.classification,
+        invited_email=invitation.email,
+        signed_in_email=user.email if user is not None else None,
+        has_second_factor=has_second_factor,
+    )
+    if violation is not None:
+        raise Refused([violation])
+    with transaction.atomic():
+        won = JoinLink.objects.filter(
+            pk=link.pk, redeemed_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+        ).update(redeemed_at=now)
+        if won != 1:
+            link.refresh_from_db()
+            raise LinkGone(link_state_now(link, timezone.now()))
+        audit_record(
+            action="invitation_redeemed",
+            actor=user,
+            meeting=meeting,
+            subject=invitation.email,
+            detail={"link_id": link.pk, "signed_in": user is not None},
+        )
+    return invitation
+
+
+class LinkGone(Exception):
+    def __init__(self, state: policy.LinkState):
+        super().__init__(state.value)
+        self.state = state
+
+
+def link_state_now(link: JoinLink, now: datetime) -> policy.LinkState:
+    meeting = link.invitation.meeting
+    return policy.link_state(
+        redeemed=link.redeemed_at is not None,
+        revoked_reason=link.revoked_reason,
+        expires_at=link.expires_at,
+        meeting_cancelled=meeting.is_cancelled,
+        meeting_ends_at=meeting.ends_at,
+        now=now,
     )

@@ -171,9 +171,25 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "socket_timeout": 5,
+    "socket_connect_timeout": 2,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# A publish during a broker outage gives up quickly: the outbox row is already committed
+# and the periodic flush sends it once the broker is back.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 CELERY_BEAT_SCHEDULE = {
-    "outbox-flush": {"task": "meetings.tasks.outbox_flush", "schedule": timedelta(seconds=30)},
+    "outbox-flush": {
+        "task": "meetings.tasks.outbox_flush",
+        "schedule": timedelta(seconds=env.int("ANTECHAMBER_OUTBOX_FLUSH_SECONDS", default=30)),
+    },
 }
 
 REST_FRAMEWORK = {
@@ -216,6 +232,10 @@ if ANTECHAMBER_ARGON2_MEMORY_KIB < 19456 or ANTECHAMBER_ARGON2_TIME_COST < 2:
     )
 ANTECHAMBER_DIAL_IN_NUMBER = env.str("ANTECHAMBER_DIAL_IN_NUMBER", default="+44 20 7946 0000")
 ANTECHAMBER_REQUIRE_SERVICES = envbool("ANTECHAMBER_REQUIRE_SERVICES", False)
+# The outbox: a message claimed this long ago by a worker that never finished is re-sent;
+# the periodic flush leaves messages younger than the grace to their own task.
+ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS = env.int("ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS", default=600)
+ANTECHAMBER_OUTBOX_FLUSH_GRACE_SECONDS = env.int("ANTECHAMBER_OUTBOX_FLUSH_GRACE_SECONDS", default=30)
 
 LOGGING = {
     "version": 1,
