@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from meetings import policy, selectors, services
 from meetings.authentication import has_second_factor, signed_in_user
+from meetings.csrf import accepts_null_origin
 from meetings.models import Invitation, Meeting
 
 # The invitations this browser session redeemed: the same person can come back.
@@ -66,6 +67,7 @@ def _gone(request: HttpRequest, state: policy.LinkState, meeting: Meeting) -> Ht
     )
 
 
+@accepts_null_origin
 @join_page
 @require_http_methods(["GET", "HEAD", "POST"])
 def link(request: HttpRequest, token: str) -> HttpResponse:

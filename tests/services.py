@@ -159,3 +159,127 @@ class Worker:
 
 def chromium_available() -> bool:
     return Path(CHROMIUM).exists() or shutil.which("chromium") is not None
+
+
+class Process:
+    """A real subprocess with its own log, stopped (or killed) as a process group."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_path = ROOT / "var" / f"test-{name}-{os.getpid()}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready: bytes | None = None, timeout: float = 60) -> "Process":
+        self.log_path.parent.mkdir(exist_ok=True)
+        log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        if ready is not None:
+            wait_until(
+                lambda: ready in self.log_path.read_bytes() or self.process.poll() is not None,
+                timeout=timeout,
+                what=f"{self.name} to be ready",
+            )
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} died:\n" + self.log_path.read_text()[-3000:])
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the whole group: no clean-up, as a crash."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def private_redis(port: int) -> Process:
+    """A Redis of the test's own, so stopping it disturbs nothing else on the machine."""
+    redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    return Process(
+        f"redis-{port}",
+        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        dict(os.environ),
+    )
+
+
+def app_env(*, redis_url: str, smtp_port: int, **extra: str) -> dict[str, str]:
+    """The environment of an app process (web, worker, beat) sharing the test database."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "scheduler.settings_test",
+        "DATABASE_URL": database_url_for_test_db(),
+        "REDIS_URL": redis_url,
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp_port),
+        **extra,
+    }
+
+
+def gunicorn(port: int, env: dict[str, str], workers: int = 2) -> Process:
+    return Process(
+        f"web-{port}",
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "scheduler.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(workers),
+            "--access-logfile",
+            "-",
+            "--graceful-timeout",
+            "5",
+        ],
+        env,
+    )
+
+
+def celery(kind: str, env: dict[str, str], name: str, concurrency: int = 2) -> Process:
+    if kind == "worker":
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "scheduler",
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"{name}@%h",
+        ]
+    else:
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "scheduler",
+            "beat",
+            "--loglevel=INFO",
+            "--schedule",
+            str(ROOT / "var" / f"beat-{name}-{os.getpid()}"),
+        ]
+    return Process(f"{kind}-{name}", argv, env)
+
+
+def needs_shared_database() -> None:
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        missing("several processes need a shared database: run with DATABASE_URL=postgres://...")
+    if not shutil.which("redis-server") and not Path("/usr/bin/redis-server").exists():
+        missing("redis-server is not installed")

@@ -109,3 +109,45 @@ def test_booking_form_fits_a_phone(browser, live_server, alice, password):
         shoot(page, "booking-form-phone")
     finally:
         context.close()
+
+
+def test_host_invites_two_people_and_sees_a_link_redeemed(
+    browser, page, live_server, alice, password, tasks_run
+):
+    import re
+
+    mailbox = tasks_run
+    sign_in(page, live_server, "alice", password)
+    page.goto(f"{live_server.url}/meetings/new/?level=official")
+    page.fill("#id_title", "Audit committee")
+    page.fill("#id_starts_at", (timezone.now() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#id_invitees", "ann@example.org, ben@example.org")
+    page.click("button:has-text('Book')")
+    page.wait_for_selector("#passcode")
+    passcode = page.inner_text("#passcode")
+    meeting = Meeting.objects.get()
+
+    messages = mailbox.wait_for(2)
+    to_ann = next(m for m in messages if m["To"] == "ann@example.org")
+    text = to_ann.get_body(("plain",)).get_content()
+    assert passcode not in to_ann.as_string()
+    link = re.search(r"https?://\S+/j/[A-Za-z0-9_-]{43}/", text).group(0)
+    path = link.split("/j/", 1)[1]
+
+    # Ann opens her link in her own browser.
+    ann = browser.new_context(viewport={"width": 700, "height": 700})
+    ann_page = ann.new_page()
+    try:
+        ann_page.goto(f"{live_server.url}/j/{path}")
+        assert "Join “Audit committee”?" in ann_page.content()
+        shoot(ann_page, "join-confirmation")
+        ann_page.click("#join")
+        ann_page.wait_for_selector("text=You are expected")
+    finally:
+        ann.close()
+
+    page.goto(f"{live_server.url}/meetings/{meeting.display_id}/invitations/")
+    ann_row = page.locator("tr[data-email='ann@example.org'] .redemption").inner_text()
+    ben_row = page.locator("tr[data-email='ben@example.org'] .redemption").inner_text()
+    assert ann_row.startswith("redeemed") and ben_row == "live"
+    shoot(page, "invitees")

@@ -351,3 +351,22 @@ def test_host_invitee_page_invites_resends_and_revokes(alice_web, django_capture
     alice_web.post(f"/meetings/{meeting.display_id}/invitations/{ann.pk}/resend/")
     assert Invitation.objects.get(pk=ann.pk).revoked_at is None
     assert JoinLink.objects.filter(invitation=ann, revoked_at__isnull=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_link_post_accepts_the_null_origin_of_a_no_referrer_page_but_still_checks_the_token(alice_api):
+    _booked, token = _invite_and_get_token(alice_api)
+    forged = Client(enforce_csrf_checks=True)
+    # A cross-site post (no CSRF token) fails, with any Origin.
+    assert forged.post(f"/j/{token}/", HTTP_ORIGIN="https://evil.example").status_code == 403
+    assert forged.post(f"/j/{token}/", HTTP_ORIGIN="null").status_code == 403
+    # Another page of ours refuses Origin: null as Django always did.
+    other = Client(enforce_csrf_checks=True)
+    other.force_login(Invitation.objects.get().meeting.host)
+    assert other.post("/meetings/new/", HTTP_ORIGIN="null").status_code == 403
+    assert JoinLink.objects.get().redeemed_at is None
+    human = Client(enforce_csrf_checks=True)
+    page = human.get(f"/j/{token}/").content.decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = human.post(f"/j/{token}/", {"csrfmiddlewaretoken": csrf}, HTTP_ORIGIN="null")
+    assert response.status_code == 302

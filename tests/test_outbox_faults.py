@@ -1,0 +1,167 @@
+"""Faults with real processes: a broker outage and a worker killed mid-send.
+
+Each runs gunicorn, Celery worker and beat processes against the PostgreSQL test
+database and a Redis of the test's own (so stopping it disturbs nothing else).
+"""
+
+import asyncio
+import time
+from collections import Counter
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+
+from meetings import services
+from meetings.models import OutboundMessage
+from tests import services as real
+from tests.helpers import booking
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+class SlowMailbox(real.Mailbox):
+    """An SMTP server that takes a while per message, so a crash lands mid-send."""
+
+    delay = 0.05
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def slow_smtp():
+    mailbox = SlowMailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=real.free_port())
+    controller.start()
+    yield controller, mailbox
+    controller.stop()
+
+
+@pytest.fixture
+def stack(alice, slow_smtp):
+    """Start and stop processes; everything started is stopped at the end."""
+    real.needs_shared_database()
+    started: list[real.Process] = []
+    controller, mailbox = slow_smtp
+    redis_port = real.free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    env = real.app_env(
+        redis_url=redis_url,
+        smtp_port=controller.port,
+        ANTECHAMBER_OUTBOX_FLUSH_SECONDS="1",
+        ANTECHAMBER_OUTBOX_FLUSH_GRACE_SECONDS="0",
+        ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS="3",
+    )
+
+    class Stack:
+        def __init__(self) -> None:
+            self.mailbox = mailbox
+            self.redis = real.private_redis(redis_port)
+            self.web_port = real.free_port()
+            _token, key = services.api_token_create(user=alice, label="faults")
+            self.headers = {"Authorization": f"Token {key}"}
+
+        def start(self, process: real.Process, ready: bytes | None) -> real.Process:
+            started.append(process)
+            return process.start(ready=ready)
+
+        def redis_up(self) -> None:
+            self.start(self.redis, b"Ready to accept connections")
+
+        def web(self) -> real.Process:
+            return self.start(real.gunicorn(self.web_port, env), b"Booting worker")
+
+        def worker(self, name: str) -> real.Process:
+            return self.start(real.celery("worker", env, name), b"ready.")
+
+        def beat(self) -> real.Process:
+            return self.start(real.celery("beat", env, "beat"), b"beat: Starting")
+
+        def url(self, path: str) -> str:
+            return f"http://127.0.0.1:{self.web_port}{path}"
+
+        def wait_for_web(self) -> None:
+            real.wait_until(lambda: _answers(self.url("/accounts/login/")), timeout=30, what="gunicorn")
+
+    yield Stack()
+    for process in reversed(started):
+        process.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_broker_outage_loses_no_invitation_and_sends_none_twice(stack):
+    stack.web()  # Redis (the broker) is not running
+    stack.wait_for_web()
+    started = time.monotonic()
+    response = requests.post(
+        stack.url("/api/v1/meetings/"),
+        json=booking(invitees=[f"person{i}@example.org" for i in range(20)]),
+        headers=stack.headers,
+        timeout=60,
+    )
+    booking_seconds = time.monotonic() - started
+    assert response.status_code == 201, response.text
+    assert OutboundMessage.objects.filter(status="pending").count() == 20
+
+    stack.redis_up()
+    recovered = time.monotonic()
+    stack.worker("after-outage")
+    stack.beat()
+    messages = stack.mailbox.wait_for(20, timeout=60)
+    recovery_seconds = time.monotonic() - recovered
+    time.sleep(3)  # three more flush periods: anything sent twice would show now
+    ids = Counter(m["Message-ID"] for m in stack.mailbox.messages)
+    assert len(ids) == 20 and max(ids.values()) == 1, ids
+    assert sorted(m["To"] for m in messages) == sorted(f"person{i}@example.org" for i in range(20))
+    assert OutboundMessage.objects.filter(status="sent").count() == 20
+    print(
+        f"\nbroker outage: booking took {booking_seconds:.2f}s with the broker down; "
+        f"all 20 delivered {recovery_seconds:.1f}s after Redis came back; duplicates 0"
+    )
+
+
+def test_worker_killed_mid_send_loses_nothing(stack):
+    stack.redis_up()
+    stack.web()
+    stack.wait_for_web()
+    first = stack.worker("doomed")
+    response = requests.post(
+        stack.url("/api/v1/meetings/"),
+        json=booking(invitees=[f"guest{i}@example.org" for i in range(200)]),
+        headers=stack.headers,
+        timeout=120,
+    )
+    assert response.status_code == 201, response.text
+    real.wait_until(lambda: len(stack.mailbox.messages) >= 40, timeout=60, what="40 messages")
+    first.kill()
+    received_at_kill = len(stack.mailbox.messages)
+    in_flight = OutboundMessage.objects.filter(status="sending").count()
+    assert received_at_kill < 200, "the worker finished before it could be killed: slow the SMTP server"
+
+    restarted = time.monotonic()
+    stack.worker("replacement")
+    stack.beat()
+    real.wait_until(
+        lambda: len({m["Message-ID"] for m in stack.mailbox.messages}) >= 200, timeout=120, what="all 200"
+    )
+    recovery_seconds = time.monotonic() - restarted
+    time.sleep(3)
+    ids = Counter(m["Message-ID"] for m in stack.mailbox.messages)
+    duplicates = sum(count - 1 for count in ids.values())
+    assert len(ids) == 200
+    assert OutboundMessage.objects.filter(status="sent").count() == 200
+    # Only a message the SMTP server accepted before the worker could mark it sent can
+    # arrive twice: at most the rows that were mid-send when it died.
+    assert duplicates <= in_flight, (duplicates, in_flight)
+    print(
+        f"\nworker crash: killed after {received_at_kill}/200 with {in_flight} mid-send; "
+        f"all 200 delivered {recovery_seconds:.1f}s after a new worker started; duplicates {duplicates}"
+    )
