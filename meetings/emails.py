@@ -49,3 +49,13 @@ def level_tightened(*, meeting: Meeting, changes: Sequence[policy.Change]) -> Me
         text=text,
         html=html,
     )
+
+
+def passcode_lockout(*, meeting: Meeting, failures: int, window_minutes: int) -> Message:
+    context = {"meeting": meeting, "failures": failures, "window_minutes": window_minutes}
+    text, html = _render("passcode_lockout", context)
+    return Message(
+        subject=f"[{meeting.classification.name}] Passcode joins locked: {meeting.title}",
+        text=text,
+        html=html,
+    )
