@@ -159,3 +159,75 @@ class Worker:
 
 def chromium_available() -> bool:
     return Path(CHROMIUM).exists() or shutil.which("chromium") is not None
+
+
+def web_server_env(settings_) -> dict[str, str]:
+    """The environment for a web server process sharing this test's database and cache keys."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "scheduler.settings_test",
+        "DATABASE_URL": database_url_for_test_db(),
+        "REDIS_URL": settings_.REDIS_URL,
+        "ANTECHAMBER_CACHE_PREFIX": settings_.CACHES["default"].get("KEY_PREFIX", ""),
+        "DJANGO_DEBUG": "0",
+    }
+
+
+class WebServer:
+    """A real gunicorn process on a free loopback port."""
+
+    def __init__(self, env: dict[str, str], threads: int = 4) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = ROOT / "var" / f"test-web-{os.getpid()}-{self.port}.log"
+        self.log_path.parent.mkdir(exist_ok=True)
+        self.env = env
+        self.threads = threads
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def start(self) -> None:
+        log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "scheduler.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "1",
+                "--threads",
+                str(self.threads),
+                "--timeout",
+                "120",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(
+            lambda: self._answers() or self.process.poll() is not None,
+            timeout=60,
+            what="gunicorn to listen",
+        )
+        if self.process.poll() is not None:
+            raise RuntimeError("gunicorn died:\n" + self.log_path.read_text()[-3000:])
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
