@@ -218,7 +218,26 @@ def join_headers(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     return wrapped
 
 
-@join_headers
+def join_form_headers(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The join form's page: never cached; no Referer to any other origin.
+
+    Not `no-referrer`: under it browsers send `Origin: null` and no Referer with the
+    form's POST, which Django's CSRF check rightly refuses (over HTTPS it demands one of
+    the two). `same-origin` still names this page to no other site; the URL holds no
+    secret anyway (the passcode travels only in the POST body).
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        response["Referrer-Policy"] = "same-origin"
+        return response
+
+    return wrapped
+
+
+@join_form_headers
 def join(request: HttpRequest) -> HttpResponse:
     form = JoinForm(request.POST or None, initial={"display_name": _default_name(request)})
     status = 200
