@@ -18,6 +18,7 @@ os.environ.pop("DATABASE_URL", None)
 os.environ.pop("REDIS_URL", None)
 _db = Path(tempfile.mkdtemp()) / "bench.sqlite3"
 os.environ["DATABASE_URL"] = f"sqlite:///{_db}"
+os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver"
 os.environ["ANTECHAMBER_JOIN_MEETING_FAILURES"] = "100000"
 os.environ["ANTECHAMBER_JOIN_CLIENT_FAILURES"] = "100000"
 
