@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.request import Request
@@ -11,13 +12,17 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from meetings import selectors, services
-from meetings.authentication import has_second_factor, signed_in_user
-from meetings.models import ClassificationLevel, Invitation, Meeting
+from meetings.authentication import client_address, has_second_factor, lobby_secret_bind, signed_in_user
+from meetings.models import ClassificationLevel, Invitation, LobbyEntry, Meeting
 from meetings.serializers import (
+    AdmittedCountOutput,
     InvitationOutput,
     InvitationsCreateInput,
+    JoinedOutput,
+    JoinInput,
     LevelOutput,
     LevelUpdateInput,
+    LobbyEntryOutput,
     MeetingBookInput,
     MeetingOutput,
     MeetingUpdateInput,
@@ -208,3 +213,114 @@ class InvitationRevokeApi(APIView):
         )
         row = selectors.invitations_for_meeting(invitation.meeting).get(pk=invitation.pk)
         return Response(InvitationOutput(row, context={"meeting": invitation.meeting}).data)
+
+
+# --- Joining, the lobby, the lifecycle ----------------------------------------------
+
+JOIN_STATUS = {
+    "wrong": status.HTTP_403_FORBIDDEN,
+    "limited": status.HTTP_429_TOO_MANY_REQUESTS,
+    "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "invitation_needed": status.HTTP_403_FORBIDDEN,
+    "sign_in": status.HTTP_403_FORBIDDEN,
+    "locked": status.HTTP_403_FORBIDDEN,
+    "cancelled": status.HTTP_410_GONE,
+    "ended": status.HTTP_410_GONE,
+}
+# SECURITY: join answers hold a meeting's state; no cache may keep them, and the join
+# page's URL must not leak to any site it links to.
+JOIN_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def join_denied_status(denied: services.JoinDenied) -> int:
+    return JOIN_STATUS.get(denied.code, status.HTTP_403_FORBIDDEN)
+
+
+class JoinApi(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request=JoinInput,
+        responses={
+            201: JoinedOutput,
+            400: OpenApiResponse(description="Malformed input, by field"),
+            403: OpenApiResponse(description="Unknown meeting ID or wrong passcode (one answer for both)"),
+            429: OpenApiResponse(description="Too many attempts"),
+            503: OpenApiResponse(description="The limiter is down: no passcode is checked"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = JoinInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        user = request.user if request.user.is_authenticated else None
+        try:
+            entered = services.passcode_join(
+                raw_meeting_id=data["meeting_id"],
+                passcode=data["passcode"],
+                display_name=data["display_name"],
+                user=user,
+                client_address=client_address(request),
+            )
+        except services.JoinDenied as denied:
+            return Response(
+                {"detail": denied.message}, status=join_denied_status(denied), headers=JOIN_HEADERS
+            )
+        lobby_secret_bind(request.session, entered.entry.pk, entered.secret)
+        meeting = entered.entry.meeting
+        output = {
+            "entry": LobbyEntryOutput(entered.entry).data,
+            "meeting_title": meeting.title,
+            "classification_name": meeting.classification.name,
+            "waiting_url": reverse("meetings:join_waiting", kwargs={"entry_id": entered.entry.pk}),
+            "status_url": reverse("meetings:join_status", kwargs={"entry_id": entered.entry.pk}),
+        }
+        return Response(output, status=status.HTTP_201_CREATED, headers=JOIN_HEADERS)
+
+
+class LobbyApi(APIView):
+    @extend_schema(responses=LobbyEntryOutput(many=True))
+    def get(self, request: Request, meeting_id: str) -> Response:
+        meeting = _host_meeting(request, meeting_id)
+        return Response(list(selectors.lobby_for_host(meeting)), headers={"Cache-Control": "no-store"})
+
+
+class LobbyDecisionApi(APIView):
+    decision = "admit"
+
+    @extend_schema(request=None, responses=LobbyEntryOutput)
+    def post(self, request: Request, meeting_id: str, entry_id: int) -> Response:
+        meeting = _host_meeting(request, meeting_id)
+        decide = {
+            "admit": services.lobby_admit,
+            "deny": services.lobby_deny,
+            "remove": services.lobby_remove,
+        }[self.decision]
+        try:
+            entry = decide(meeting=meeting, entry_id=entry_id, actor=signed_in_user(request))
+        except LobbyEntry.DoesNotExist as exc:
+            raise Http404("No such lobby entry.") from exc
+        return Response(LobbyEntryOutput(entry).data)
+
+
+class LobbyAdmitAllApi(APIView):
+    @extend_schema(request=None, responses=AdmittedCountOutput)
+    def post(self, request: Request, meeting_id: str) -> Response:
+        meeting = _host_meeting(request, meeting_id)
+        admitted = services.lobby_admit_all(meeting=meeting, actor=signed_in_user(request))
+        return Response({"admitted": admitted})
+
+
+class MeetingLifecycleApi(APIView):
+    action = "start"
+
+    @extend_schema(request=None, responses=MeetingOutput)
+    def post(self, request: Request, meeting_id: str) -> Response:
+        meeting = _host_meeting(request, meeting_id)
+        act = {
+            "start": services.meeting_start,
+            "lock": services.meeting_lock,
+            "unlock": services.meeting_unlock,
+            "end": services.meeting_end,
+        }[self.action]
+        return Response(MeetingOutput(act(meeting=meeting, actor=signed_in_user(request))).data)

@@ -63,3 +63,30 @@ def signed_in_user(request: Any) -> User:
     if not isinstance(user, User) or not user.is_authenticated:
         raise exceptions.NotAuthenticated()
     return user
+
+
+# --- Participants: the lobby entry a browser session holds --------------------------
+
+SESSION_LOBBY_KEY = "lobby_entries"
+
+
+def lobby_secret_bind(session: Any, entry_id: int, secret: str) -> None:
+    """Keep an entry's raw secret in the session (server-side), never in a URL or page."""
+    held = dict(session.get(SESSION_LOBBY_KEY, {}))
+    held[str(entry_id)] = secret
+    session[SESSION_LOBBY_KEY] = held
+
+
+def lobby_secret_for(session: Any, entry_id: int) -> str | None:
+    held = session.get(SESSION_LOBBY_KEY, {})
+    secret = held.get(str(entry_id)) if isinstance(held, dict) else None
+    return secret if isinstance(secret, str) else None
+
+
+def client_address(request: Any) -> str:
+    """The peer address the limiter counts.
+
+    SECURITY: REMOTE_ADDR only; X-Forwarded-For is whatever the client says. Behind a
+    reverse proxy, the proxy must set REMOTE_ADDR (e.g. gunicorn --forwarded-allow-ips).
+    """
+    return str(request.META.get("REMOTE_ADDR") or "unknown")

@@ -79,6 +79,25 @@ def hash_passcode(passcode: str) -> str:
     return passcode_hasher().hash(normalize_passcode(passcode))
 
 
+@lru_cache(maxsize=4)
+def _dummy_hash(time_cost: int, memory_cost: int, parallelism: int) -> str:
+    passcode, _bits = new_passcode(80)
+    return _hasher(time_cost, memory_cost, parallelism).hash(normalize_passcode(passcode))
+
+
+def dummy_passcode_hash() -> str:
+    """A hash of a random passcode nobody knows, made with the real parameters (and cached).
+
+    SECURITY: verifying against it when a meeting ID is unknown makes an unknown ID cost
+    the same argon2 work as a wrong passcode, so timing does not tell them apart.
+    """
+    return _dummy_hash(
+        settings.ANTECHAMBER_ARGON2_TIME_COST,
+        settings.ANTECHAMBER_ARGON2_MEMORY_KIB,
+        settings.ANTECHAMBER_ARGON2_PARALLELISM,
+    )
+
+
 def verify_passcode(passcode_hash: str, passcode: str) -> bool:
     try:
         return passcode_hasher().verify(passcode_hash, normalize_passcode(passcode))

@@ -132,3 +132,13 @@ def invitation_cancelled(*, meeting: Meeting, email: str, reason: str) -> Messag
             meeting=meeting, attendee=email, method="CANCEL", description=text, cancelled=True
         ),
     )
+
+
+def passcode_lockout(*, meeting: Meeting, failures: int, window_minutes: int) -> Message:
+    context = {"meeting": meeting, "failures": failures, "window_minutes": window_minutes}
+    text, html = _render("passcode_lockout", context)
+    return Message(
+        subject=f"[{meeting.classification.name}] Passcode joins locked: {meeting.title}",
+        text=text,
+        html=html,
+    )

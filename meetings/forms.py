@@ -98,3 +98,28 @@ class BookingForm(forms.Form):
             # The browser sends wall-clock time; read it in the zone the host chose.
             cleaned["starts_at"] = starts_at.replace(tzinfo=zoneinfo.ZoneInfo(tz_name))
         return cleaned
+
+
+class JoinForm(forms.Form):
+    meeting_id = forms.CharField(
+        label="Meeting ID",
+        max_length=40,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"}
+        ),
+    )
+    # SECURITY: never rendered back (render_value=False), bounded before argon2 sees it.
+    passcode = forms.CharField(
+        label="Passcode",
+        max_length=64,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off", "spellcheck": "false"}, render_value=False),
+    )
+    display_name = forms.CharField(label="Your name, as the host will see it", max_length=80)
+
+    def clean_meeting_id(self) -> str:
+        from meetings.credentials import normalize_meeting_id
+
+        value = str(self.cleaned_data["meeting_id"])
+        if normalize_meeting_id(value) is None:
+            raise forms.ValidationError("A meeting ID is 16 letters and digits, e.g. ABCD-EFGH-JKMN-PQRS.")
+        return value

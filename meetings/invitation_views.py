@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from meetings import policy, selectors, services
-from meetings.authentication import has_second_factor, signed_in_user
+from meetings.authentication import has_second_factor, lobby_secret_bind, lobby_secret_for, signed_in_user
 from meetings.csrf import accepts_null_origin
 from meetings.models import Invitation, Meeting
 
@@ -112,18 +112,29 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
 
 @join_page
 def invited(request: HttpRequest, invitation_id: int) -> HttpResponse:
-    """Where a redeemed link leads; only the browser session that redeemed it gets in."""
+    """Where a redeemed link leads: into the waiting room. Only the browser session that
+    redeemed the link gets here, as often as it likes during the meeting."""
     if invitation_id not in _bound(request):
         raise Http404("No such invitation in this browser.")
     invitation = Invitation.objects.select_related("meeting__classification", "meeting__host").get(
         pk=invitation_id
     )
     meeting = invitation.meeting
-    if meeting.is_cancelled:
-        return _gone(request, policy.LinkState.CANCELLED, meeting)
-    if invitation.revoked_at is not None:
-        return _gone(request, policy.LinkState.REVOKED, meeting)
-    return render(request, "meetings/invited.html", {"meeting": meeting, "invitation": invitation})
+    current = selectors.lobby_entry_of_invitation_for_session(
+        invitation, lambda entry_id: lobby_secret_for(request.session, entry_id)
+    )
+    if current is not None:
+        return redirect("meetings:join_waiting", entry_id=current.pk)
+    user = signed_in_user(request) if request.user.is_authenticated else None
+    name = str(user.get_full_name() or user.get_username()) if user else invitation.email.split("@", 1)[0]
+    try:
+        entered = services.invitation_enter_lobby(invitation=invitation, user=user, display_name=name)
+    except services.LinkGone as gone:
+        return _gone(request, gone.state, meeting)
+    except services.Refused as refused:
+        return render(request, "meetings/invited.html", {"meeting": meeting, "refused": refused}, status=403)
+    lobby_secret_bind(request.session, entered.entry.pk, entered.secret)
+    return redirect("meetings:join_waiting", entry_id=entered.entry.pk)
 
 
 def _host_meeting(request: HttpRequest, meeting_id: str) -> Meeting:

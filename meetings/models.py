@@ -80,6 +80,11 @@ class Meeting(models.Model):
     # The calendar UID: stable for the meeting's life, and not the meeting ID, so a
     # synced calendar does not hold half of the passcode-join credential.
     ics_uid = models.UUIDField(default=uuid.uuid4, editable=False)
+    # The host's lifecycle: started (admitted people get in), locked (no new entries),
+    # ended (everyone moved out, no more joins).
+    started_at = models.DateTimeField(null=True, blank=True)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -120,6 +125,60 @@ class Meeting(models.Model):
     @property
     def is_cancelled(self) -> bool:
         return self.status == self.Status.CANCELLED
+
+    @property
+    def is_started(self) -> bool:
+        return self.started_at is not None and self.ended_at is None
+
+    @property
+    def is_locked(self) -> bool:
+        return self.locked_at is not None
+
+    @property
+    def is_ended(self) -> bool:
+        return self.ended_at is not None
+
+
+class LobbyEntry(models.Model):
+    """One person in a meeting's waiting room, from entering until they leave.
+
+    SECURITY: `secret_digest` is the SHA-256 of a per-entry secret that lives only in
+    the participant's browser session; it is what authorises their status and room pages.
+    """
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        ADMITTED = "admitted", "Admitted"
+        DENIED = "denied", "Denied"
+        LEFT = "left", "Left"
+
+    class Source(models.TextChoices):
+        PASSCODE = "passcode", "Meeting ID and passcode"
+        INVITATION = "invitation", "Invitation"
+
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="lobby_entries")
+    display_name = models.CharField(max_length=80)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
+    source = models.CharField(max_length=12, choices=Source.choices)
+    # Which invitation, when they came by a one-time link.
+    invitation = models.ForeignKey(
+        "Invitation", null=True, blank=True, on_delete=models.CASCADE, related_name="lobby_entries"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    secret_digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        # The host's lobby poll: one query on this index.
+        indexes = [models.Index(fields=["meeting", "created_at"])]
+        verbose_name_plural = "lobby entries"
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.status})"
 
 
 class ApiToken(models.Model):

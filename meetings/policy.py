@@ -18,6 +18,8 @@ class Level(Protocol):
     allow_cloud_recording: bool
     allow_dial_in: bool
     require_waiting_room: bool
+    allow_guests: bool
+    allow_passcode_join: bool
     require_host_mfa: bool
     allowed_invitee_domains: list[str]
     min_passcode_bits: int
@@ -163,6 +165,7 @@ def link_expiry(*, max_link_lifetime_hours: int, meeting_ends_at: datetime, now:
 
 def link_state(
     *,
+    meeting_ended: bool = False,
     redeemed: bool,
     revoked_reason: str,
     expires_at: datetime,
@@ -176,7 +179,7 @@ def link_state(
         return LinkState.SPENT
     if revoked_reason:
         return LinkState.REVOKED
-    if meeting_ends_at + LINK_GRACE <= now:
+    if meeting_ended or meeting_ends_at + LINK_GRACE <= now:
         return LinkState.ENDED
     if expires_at <= now:
         return LinkState.EXPIRED
@@ -217,3 +220,60 @@ def redemption_violation(
             "detail", f"{level.name} meetings do not admit guests: sign in, then open this link again."
         )
     return None
+
+
+# --- Joining and the waiting room ----------------------------------------------------
+
+SOURCE_PASSCODE = "passcode"
+SOURCE_INVITATION = "invitation"
+
+
+def lobby_bypass(level: Level, meeting_waiting_room: bool, source: str) -> bool:
+    """Whether someone goes straight into the meeting instead of the waiting room.
+
+    Only invitees, only where the level does not require the waiting room and the host
+    turned it off. SECURITY: passcode joiners always wait: a passcode is shared, so it
+    says nothing about who is typing it.
+    """
+    return source == SOURCE_INVITATION and not level.require_waiting_room and not meeting_waiting_room
+
+
+@dataclass(frozen=True)
+class JoinRefusal:
+    code: str  # "invitation_needed", "sign_in", "locked", "cancelled", "ended"
+    message: str
+
+
+def passcode_join_refusal(
+    level: Level,
+    *,
+    signed_in: bool,
+    cancelled: bool,
+    ended: bool,
+    locked: bool,
+) -> JoinRefusal | None:
+    """Why someone who typed the right passcode still may not enter (None: they may wait).
+
+    SECURITY: ask only after the passcode was verified right: each answer says the
+    meeting exists, which a guesser must not learn.
+    """
+    if cancelled:
+        return JoinRefusal("cancelled", "This meeting was cancelled.")
+    if ended:
+        return JoinRefusal("ended", "This meeting has ended.")
+    if not level.allow_passcode_join:
+        return JoinRefusal(
+            "invitation_needed",
+            f"{level.name} meetings cannot be joined with a passcode: an invitation is needed. "
+            "Ask the host to invite you.",
+        )
+    if not level.allow_guests and not signed_in:
+        return JoinRefusal("sign_in", f"Sign in to join {level.name} meetings; guests are not allowed.")
+    if locked:
+        return JoinRefusal("locked", "The host has locked this meeting: no one new can join.")
+    return None
+
+
+def meeting_over(*, ended_at: datetime | None, ends_at: datetime, grace_minutes: int, now: datetime) -> bool:
+    """A meeting takes no joiners once the host ended it or well after its scheduled end."""
+    return ended_at is not None or now >= ends_at + timedelta(minutes=grace_minutes)

@@ -1,10 +1,15 @@
 """Reads. Anything beyond a plain get lives here, with its joins."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import F, OuterRef, QuerySet, Subquery
 
 from meetings.credentials import normalize_meeting_id, token_digest
-from meetings.models import ClassificationLevel, Invitation, JoinLink, Meeting, OutboundMessage
+from meetings.models import ClassificationLevel, Invitation, JoinLink, LobbyEntry, Meeting, OutboundMessage
+
+LOBBY_FIELDS = ("id", "display_name", "status", "source", "created_at")
 
 
 def levels() -> QuerySet[ClassificationLevel]:
@@ -73,3 +78,50 @@ def link_by_token(token: str) -> JoinLink | None:
         .filter(token_hash=token_digest(token))
         .first()
     )
+
+
+def lobby_for_host(meeting: Meeting) -> QuerySet[LobbyEntry, dict[str, Any]]:
+    """The host's live lobby: one query on the (meeting, created_at) index, plain values."""
+    return (
+        LobbyEntry.objects.filter(meeting_id=meeting.pk)
+        .order_by("created_at", "id")
+        .values(*LOBBY_FIELDS)
+        .annotate(invited_email=F("invitation__email"))
+    )
+
+
+def lobby_entry_for_session(entry_id: int, secret: str | None) -> LobbyEntry | None:
+    """The entry this browser session holds the secret of, with its meeting and level; else None.
+
+    SECURITY: the entry ID alone authorises nothing; the session's secret must match.
+    """
+    if not secret:
+        return None
+    return (
+        LobbyEntry.objects.select_related("meeting__classification")
+        .filter(pk=entry_id, secret_digest=token_digest(secret))
+        .first()
+    )
+
+
+def people_in(meeting: Meeting) -> list[str]:
+    return list(
+        LobbyEntry.objects.filter(meeting_id=meeting.pk, status=LobbyEntry.Status.ADMITTED)
+        .order_by("decided_at", "id")
+        .values_list("display_name", flat=True)
+    )
+
+
+def lobby_entry_of_invitation_for_session(
+    invitation: Invitation, secret_for: Callable[[int], str | None]
+) -> LobbyEntry | None:
+    """The invitee's current entry (not one they left) whose secret this session holds."""
+    for entry in (
+        LobbyEntry.objects.filter(invitation=invitation)
+        .exclude(status=LobbyEntry.Status.LEFT)
+        .order_by("-id")
+    ):
+        secret = secret_for(entry.pk)
+        if secret and entry.secret_digest == token_digest(secret):
+            return entry
+    return None

@@ -9,7 +9,8 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from meetings import policy
-from meetings.models import ClassificationLevel, Meeting
+from meetings.credentials import normalize_meeting_id
+from meetings.models import ClassificationLevel, LobbyEntry, Meeting
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -117,6 +118,9 @@ class MeetingOutput(serializers.ModelSerializer):
             "dial_in_number",
             "dial_in_code",
             "status",
+            "started_at",
+            "locked_at",
+            "ended_at",
             "sequence",
             "created_at",
             "updated_at",
@@ -230,7 +234,51 @@ class InvitationOutput(serializers.Serializer):
             redeemed=invitation.link_redeemed_at is not None,
             revoked_reason=invitation.link_revoked_reason or "",
             expires_at=invitation.link_expires_at,
+            meeting_ended=self.context["meeting"].is_ended,
             meeting_cancelled=self.context["meeting"].is_cancelled,
             meeting_ends_at=self.context["meeting"].ends_at,
             now=timezone.now(),
         ).value
+
+
+class JoinInput(StrictSerializer):
+    meeting_id = serializers.CharField(max_length=40, trim_whitespace=True)
+    # SECURITY: bounded, so nobody can make argon2 hash a megabyte; never echoed back.
+    passcode = serializers.CharField(max_length=64, trim_whitespace=True, write_only=True)
+    display_name = serializers.CharField(max_length=80, trim_whitespace=True)
+
+    def validate_meeting_id(self, value: str) -> str:
+        # The format says nothing about whether a meeting exists, so a clear 400 is safe.
+        if normalize_meeting_id(value) is None:
+            raise serializers.ValidationError(
+                "A meeting ID is 16 letters and digits, e.g. ABCD-EFGH-JKMN-PQRS."
+            )
+        return value
+
+
+class LobbyEntryOutput(serializers.ModelSerializer):
+    class Meta:
+        model = LobbyEntry
+        fields = ["id", "display_name", "status", "source", "invited_email", "created_at"]
+        read_only_fields = fields
+
+    invited_email = serializers.SerializerMethodField(help_text="The invitation they came by, if any.")
+
+    def get_invited_email(self, entry: Any) -> str | None:
+        if isinstance(entry, dict):
+            return entry.get("invited_email")
+        return entry.invitation.email if entry.invitation_id else None
+
+
+class JoinedOutput(serializers.Serializer):
+    entry = LobbyEntryOutput()
+    meeting_title = serializers.CharField()
+    classification_name = serializers.CharField()
+    waiting_url = serializers.CharField(
+        help_text="The participant's waiting page (this browser session only)."
+    )
+    status_url = serializers.CharField(help_text="JSON status, authorised by this browser session.")
+
+
+class AdmittedCountOutput(serializers.Serializer):
+    admitted = serializers.IntegerField()

@@ -15,9 +15,17 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from meetings import credentials, emails, policy
+from meetings import credentials, emails, limits, policy
 from meetings.audit import audit_record
-from meetings.models import ApiToken, ClassificationLevel, Invitation, JoinLink, Meeting, OutboundMessage
+from meetings.models import (
+    ApiToken,
+    ClassificationLevel,
+    Invitation,
+    JoinLink,
+    LobbyEntry,
+    Meeting,
+    OutboundMessage,
+)
 
 MAX_DURATION_MINUTES = 1440
 OUTBOX_MAX_ATTEMPTS = 8
@@ -361,6 +369,9 @@ def meeting_rotate_passcode(*, meeting: Meeting, actor: User, host_has_second_fa
             subject=meeting.title,
             detail={"passcode_bits": meeting.passcode_bits},
         )
+        # The guesses so far were against the old passcode: unlock passcode joins at once.
+        public_id = meeting.public_id
+        transaction.on_commit(lambda: limits.meeting_unlock(public_id))
     return passcode
 
 
@@ -818,10 +829,355 @@ class LinkGone(Exception):
 def link_state_now(link: JoinLink, now: datetime) -> policy.LinkState:
     meeting = link.invitation.meeting
     return policy.link_state(
+        meeting_ended=meeting.is_ended,
         redeemed=link.redeemed_at is not None,
         revoked_reason=link.revoked_reason,
         expires_at=link.expires_at,
         meeting_cancelled=meeting.is_cancelled,
         meeting_ends_at=meeting.ends_at,
         now=now,
+    )
+
+
+# --- Joining, the waiting room and the meeting's lifecycle ----------------------------
+
+
+class JoinDenied(Exception):
+    """A passcode join that may not proceed. `code` says why; `message` is for the person.
+
+    "wrong" (unknown meeting or wrong passcode, deliberately indistinguishable), "limited",
+    "unavailable", or a policy.JoinRefusal code (only ever after a right passcode).
+    """
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+WRONG_PASSCODE = "Unknown meeting ID or wrong passcode."
+LIMITED = "Too many attempts for this meeting or from your address. Try again later."
+LIMITER_DOWN = "Joining with a passcode is unavailable right now. Try again in a few minutes."
+
+
+@dataclass(frozen=True)
+class Entered:
+    entry: LobbyEntry
+    secret: str  # bind to the participant's session; never put it in a URL
+
+
+def lobby_enter(
+    *,
+    meeting: Meeting,
+    display_name: str,
+    source: str,
+    user: User | None = None,
+    invitation: Invitation | None = None,
+) -> Entered:
+    """Put someone in the waiting room (or straight in, where policy.lobby_bypass says so).
+
+    Callers have checked the credential (passcode or invitation) and policy.
+    """
+    secret = credentials.new_token()
+    with transaction.atomic():
+        bypass = policy.lobby_bypass(meeting.classification, meeting.waiting_room, source)
+        now = timezone.now()
+        entry = LobbyEntry.objects.create(
+            meeting=meeting,
+            display_name=display_name,
+            source=source,
+            invitation=invitation,
+            user=user if user is not None and user.is_authenticated else None,
+            secret_digest=credentials.token_digest(secret),
+            status=LobbyEntry.Status.ADMITTED if bypass else LobbyEntry.Status.WAITING,
+            decided_at=now if bypass else None,
+        )
+        audit_record(
+            action="lobby_entered",
+            actor=user,
+            meeting=meeting,
+            subject=display_name,
+            detail={
+                "entry_id": entry.pk,
+                "source": source,
+                "invitation": invitation.email if invitation is not None else None,
+                "bypassed_waiting_room": bypass,
+            },
+        )
+    return Entered(entry=entry, secret=secret)
+
+
+def _client_label(address: str) -> str:
+    return address[:64]
+
+
+def passcode_join(
+    *,
+    raw_meeting_id: str,
+    passcode: str,
+    display_name: str,
+    user: User | None,
+    client_address: str,
+) -> Entered:
+    """Join with meeting ID and passcode: limits first, then argon2, then policy.
+
+    Raises JoinDenied. Not one transaction: no lock may be held during argon2 work.
+    `raw_meeting_id` must already be in a valid format (the serializer checks it).
+    """
+    public_id = credentials.normalize_meeting_id(raw_meeting_id)
+    if public_id is None:
+        raise ValueError("meeting ID format is checked by the caller")
+    try:
+        reservation = limits.reserve(public_id=public_id, address=client_address)
+    except limits.LimiterUnavailable as exc:
+        # SECURITY: fail closed: without the limiter, no passcode is checked at all.
+        raise JoinDenied("unavailable", LIMITER_DOWN) from exc
+    if isinstance(reservation, limits.Limited):
+        raise JoinDenied("limited", LIMITED)
+
+    meeting = Meeting.objects.select_related("classification", "host").filter(public_id=public_id).first()
+    # SECURITY: an unknown ID costs the same argon2 work as a wrong passcode, and both
+    # answer alike below.
+    stored_hash = meeting.passcode_hash if meeting is not None else credentials.dummy_passcode_hash()
+    right = credentials.verify_passcode(stored_hash, passcode)
+    if meeting is None or not right:
+        if meeting is not None:
+            _passcode_failure_record(meeting=meeting, reservation=reservation, client_address=client_address)
+        raise JoinDenied("wrong", WRONG_PASSCODE)
+
+    limits.release(reservation)
+    now = timezone.now()
+    refusal = policy.passcode_join_refusal(
+        meeting.classification,
+        signed_in=user is not None and user.is_authenticated,
+        cancelled=meeting.is_cancelled,
+        ended=policy.meeting_over(
+            ended_at=meeting.ended_at,
+            ends_at=meeting.ends_at,
+            grace_minutes=settings.ANTECHAMBER_JOIN_GRACE_MINUTES,
+            now=now,
+        ),
+        locked=meeting.is_locked,
+    )
+    if refusal is not None:
+        raise JoinDenied(refusal.code, refusal.message)
+    return lobby_enter(
+        meeting=meeting, display_name=display_name, source=LobbyEntry.Source.PASSCODE, user=user
+    )
+
+
+def _passcode_failure_record(
+    *, meeting: Meeting, reservation: limits.Reservation, client_address: str
+) -> None:
+    """Audit a failed guess (the limiter bounds how many) and, once, the lockout."""
+    with transaction.atomic():
+        audit_record(
+            action="passcode_join_failed",
+            meeting=meeting,
+            subject=meeting.title,
+            detail={"attempt": reservation.meeting_count, "client": _client_label(client_address)},
+        )
+        if limits.locks_meeting(reservation) and limits.claim_lockout_notice(meeting.public_id):
+            window_minutes = settings.ANTECHAMBER_JOIN_WINDOW_SECONDS // 60
+            audit_record(
+                action="passcode_join_locked",
+                meeting=meeting,
+                subject=meeting.title,
+                detail={
+                    "failures": settings.ANTECHAMBER_JOIN_MEETING_FAILURES,
+                    "window_minutes": window_minutes,
+                },
+            )
+            outbox_enqueue(
+                message=emails.passcode_lockout(
+                    meeting=meeting,
+                    failures=settings.ANTECHAMBER_JOIN_MEETING_FAILURES,
+                    window_minutes=window_minutes,
+                ),
+                kind="passcode_lockout",
+                to_email=meeting.host.email,
+                meeting=meeting,
+            )
+
+
+# Which state each host decision moves an entry from, and to.
+_DECISIONS = {
+    "admit": ((LobbyEntry.Status.WAITING,), LobbyEntry.Status.ADMITTED, "lobby_admitted"),
+    "deny": ((LobbyEntry.Status.WAITING,), LobbyEntry.Status.DENIED, "lobby_denied"),
+    "remove": (
+        (LobbyEntry.Status.WAITING, LobbyEntry.Status.ADMITTED),
+        LobbyEntry.Status.LEFT,
+        "lobby_removed",
+    ),
+}
+
+
+def _lobby_decide(*, meeting: Meeting, entry_id: int, actor: User, decision: str) -> LobbyEntry:
+    from_states, to_state, action = _DECISIONS[decision]
+    now = timezone.now()
+    with transaction.atomic():
+        # One conditional UPDATE: of two hosts' clicks (or a click and the meeting's end)
+        # exactly one changes the row; the other is told.
+        won = LobbyEntry.objects.filter(pk=entry_id, meeting=meeting, status__in=from_states).update(
+            status=to_state, decided_at=now
+        )
+        entry = LobbyEntry.objects.filter(pk=entry_id, meeting=meeting).first()
+        if entry is None:
+            raise LobbyEntry.DoesNotExist
+        if won != 1:
+            raise Refused(
+                [policy.Violation("detail", f"{entry.display_name} is {entry.get_status_display().lower()}.")]
+            )
+        audit_record(
+            action=action,
+            actor=actor,
+            meeting=meeting,
+            subject=entry.display_name,
+            detail={"entry_id": entry.pk, "source": entry.source},
+        )
+    return entry
+
+
+def lobby_admit(*, meeting: Meeting, entry_id: int, actor: User) -> LobbyEntry:
+    return _lobby_decide(meeting=meeting, entry_id=entry_id, actor=actor, decision="admit")
+
+
+def lobby_deny(*, meeting: Meeting, entry_id: int, actor: User) -> LobbyEntry:
+    return _lobby_decide(meeting=meeting, entry_id=entry_id, actor=actor, decision="deny")
+
+
+def lobby_remove(*, meeting: Meeting, entry_id: int, actor: User) -> LobbyEntry:
+    return _lobby_decide(meeting=meeting, entry_id=entry_id, actor=actor, decision="remove")
+
+
+def lobby_admit_all(*, meeting: Meeting, actor: User) -> int:
+    """Admit everyone waiting now; returns how many this call admitted.
+
+    Row by row, each a conditional UPDATE, so that every admission is audited with the
+    entry it admitted and an entry a concurrent deny won is left alone.
+    """
+    admitted = 0
+    now = timezone.now()
+    with transaction.atomic():
+        waiting = list(
+            LobbyEntry.objects.filter(meeting=meeting, status=LobbyEntry.Status.WAITING).values_list(
+                "pk", "display_name", "source"
+            )
+        )
+        for entry_id, display_name, source in waiting:
+            won = LobbyEntry.objects.filter(pk=entry_id, status=LobbyEntry.Status.WAITING).update(
+                status=LobbyEntry.Status.ADMITTED, decided_at=now
+            )
+            if won == 1:
+                admitted += 1
+                audit_record(
+                    action="lobby_admitted",
+                    actor=actor,
+                    meeting=meeting,
+                    subject=display_name,
+                    detail={"entry_id": entry_id, "source": source, "admit_all": True},
+                )
+    return admitted
+
+
+def _lifecycle(*, meeting: Meeting, actor: User, action: str, updated: int, refusal: str) -> Meeting:
+    meeting.refresh_from_db()
+    if updated != 1:
+        raise Refused([policy.Violation("detail", refusal)])
+    audit_record(action=action, actor=actor, meeting=meeting, subject=meeting.title)
+    return meeting
+
+
+def _open(meeting: Meeting) -> Any:
+    return Meeting.objects.filter(pk=meeting.pk, status=Meeting.Status.SCHEDULED, ended_at=None)
+
+
+def meeting_start(*, meeting: Meeting, actor: User) -> Meeting:
+    """Admitted participants move from "waiting for the host" into the meeting room."""
+    now = timezone.now()
+    with transaction.atomic():
+        won = _open(meeting).filter(started_at=None).update(started_at=now, updated_at=now)
+        return _lifecycle(
+            meeting=meeting,
+            actor=actor,
+            action="meeting_started",
+            updated=won,
+            refusal="This meeting has already started, ended or been cancelled.",
+        )
+
+
+def meeting_lock(*, meeting: Meeting, actor: User) -> Meeting:
+    """No new entries: passcode joins are refused (those already in stay)."""
+    now = timezone.now()
+    with transaction.atomic():
+        won = _open(meeting).filter(locked_at=None).update(locked_at=now, updated_at=now)
+        return _lifecycle(
+            meeting=meeting,
+            actor=actor,
+            action="meeting_locked",
+            updated=won,
+            refusal="This meeting is already locked, ended or cancelled.",
+        )
+
+
+def meeting_unlock(*, meeting: Meeting, actor: User) -> Meeting:
+    now = timezone.now()
+    with transaction.atomic():
+        won = _open(meeting).exclude(locked_at=None).update(locked_at=None, updated_at=now)
+        return _lifecycle(
+            meeting=meeting,
+            actor=actor,
+            action="meeting_unlocked",
+            updated=won,
+            refusal="This meeting is not locked, or has ended.",
+        )
+
+
+def meeting_end(*, meeting: Meeting, actor: User) -> Meeting:
+    """End it: everyone waiting or in is moved out (left), and no one can join again."""
+    now = timezone.now()
+    with transaction.atomic():
+        won = _open(meeting).update(ended_at=now, updated_at=now)
+        meeting = _lifecycle(
+            meeting=meeting,
+            actor=actor,
+            action="meeting_ended",
+            updated=won,
+            refusal="This meeting has already ended or been cancelled.",
+        )
+        moved = LobbyEntry.objects.filter(
+            meeting=meeting, status__in=[LobbyEntry.Status.WAITING, LobbyEntry.Status.ADMITTED]
+        ).update(status=LobbyEntry.Status.LEFT, decided_at=now)
+        if moved:
+            audit_record(
+                action="lobby_emptied",
+                actor=actor,
+                meeting=meeting,
+                subject=meeting.title,
+                detail={"moved": moved},
+            )
+    return meeting
+
+
+def invitation_enter_lobby(*, invitation: Invitation, user: User | None, display_name: str) -> Entered:
+    """An invitee whose browser redeemed their link enters the waiting room (again).
+
+    Callers have checked the session binding; this checks the meeting still takes people.
+    """
+    meeting = Meeting.objects.select_related("classification").get(pk=invitation.meeting_id)
+    invitation.refresh_from_db(fields=["revoked_at"])
+    if invitation.revoked_at is not None:
+        raise LinkGone(policy.LinkState.REVOKED)
+    if meeting.is_cancelled:
+        raise LinkGone(policy.LinkState.CANCELLED)
+    if meeting.is_ended:
+        raise LinkGone(policy.LinkState.ENDED)
+    if meeting.is_locked:
+        raise Refused([policy.Violation("detail", "The host has locked this meeting: no one new can join.")])
+    return lobby_enter(
+        meeting=meeting,
+        display_name=display_name,
+        source=LobbyEntry.Source.INVITATION,
+        user=user,
+        invitation=invitation,
     )

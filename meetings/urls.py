@@ -19,6 +19,18 @@ urlpatterns = [
     # SECURITY: the one secret a URL may carry: single use, expiring, bound to one invitee.
     path("j/<str:token>/", invitation_views.link, name="link"),
     path("invited/<int:invitation_id>/", invitation_views.invited, name="invited"),
+    path("meetings/<str:meeting_id>/lobby/", views.meeting_lobby, name="lobby"),
+    path("meetings/<str:meeting_id>/lobby/admit-all/", views.meeting_lobby_admit_all, name="lobby_admit_all"),
+    path(
+        "meetings/<str:meeting_id>/lobby/<int:entry_id>/<str:decision>/",
+        views.meeting_lobby_decide,
+        name="lobby_decide",
+    ),
+    path("meetings/<str:meeting_id>/<str:action>/", views.meeting_lifecycle, name="lifecycle"),
+    path("join/", views.join, name="join"),
+    path("join/<int:entry_id>/", views.join_waiting, name="join_waiting"),
+    path("join/<int:entry_id>/status/", views.join_status, name="join_status"),
+    path("join/<int:entry_id>/room/", views.join_room, name="join_room"),
 ]
 
 api_urlpatterns = [
@@ -45,4 +57,27 @@ api_urlpatterns = [
         api.InvitationRevokeApi.as_view(),
         name="api-invitation-revoke",
     ),
+    path("meetings/<str:meeting_id>/lobby/", api.LobbyApi.as_view(), name="api-lobby"),
+    path(
+        "meetings/<str:meeting_id>/lobby/admit-all/",
+        api.LobbyAdmitAllApi.as_view(),
+        name="api-lobby-admit-all",
+    ),
+    *[
+        path(
+            f"meetings/<str:meeting_id>/lobby/<int:entry_id>/{decision}/",
+            api.LobbyDecisionApi.as_view(decision=decision),
+            name=f"api-lobby-{decision}",
+        )
+        for decision in ("admit", "deny", "remove")
+    ],
+    *[
+        path(
+            f"meetings/<str:meeting_id>/{action}/",
+            api.MeetingLifecycleApi.as_view(action=action),
+            name=f"api-meeting-{action}",
+        )
+        for action in ("start", "lock", "unlock", "end")
+    ],
+    path("join/", api.JoinApi.as_view(), name="api-join"),
 ]

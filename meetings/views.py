@@ -1,16 +1,29 @@
 """Pages for hosts. Views parse, call one service, render."""
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from meetings import policy, selectors, services
-from meetings.authentication import has_second_factor, signed_in_user
-from meetings.forms import BookingForm
-from meetings.models import Meeting
+from meetings.api import JOIN_HEADERS, join_denied_status
+from meetings.authentication import (
+    client_address,
+    has_second_factor,
+    lobby_secret_bind,
+    lobby_secret_for,
+    signed_in_user,
+)
+from meetings.forms import BookingForm, JoinForm
+from meetings.models import LobbyEntry, Meeting
 
 
 def _host_meeting(request: HttpRequest, meeting_id: str) -> Meeting:
@@ -76,16 +89,23 @@ def meeting_book(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
-def meeting_detail(request: HttpRequest, meeting_id: str) -> HttpResponse:
-    meeting = _host_meeting(request, meeting_id)
+def _options(meeting: Meeting, *, with_waiting_room: bool = True) -> list[dict[str, Any]]:
     locks = policy.option_locks(meeting.classification)
     options = [
         {"label": "Cloud recording", "on": meeting.cloud_recording, "lock": locks.get("cloud_recording")},
         {"label": "Telephone dial-in", "on": meeting.dial_in, "lock": locks.get("dial_in")},
-        {"label": "Waiting room", "on": meeting.waiting_room, "lock": locks.get("waiting_room")},
     ]
-    return render(request, "meetings/meeting_detail.html", {"meeting": meeting, "options": options})
+    if with_waiting_room:
+        options.append(
+            {"label": "Waiting room", "on": meeting.waiting_room, "lock": locks.get("waiting_room")}
+        )
+    return options
+
+
+@login_required
+def meeting_detail(request: HttpRequest, meeting_id: str) -> HttpResponse:
+    meeting = _host_meeting(request, meeting_id)
+    return render(request, "meetings/meeting_detail.html", {"meeting": meeting, "options": _options(meeting)})
 
 
 @require_POST
@@ -114,3 +134,197 @@ def meeting_rotate_passcode(request: HttpRequest, meeting_id: str) -> HttpRespon
         messages.error(request, str(refused))
         return redirect(meeting)
     return render(request, "meetings/passcode_rotated.html", {"meeting": meeting, "passcode": passcode})
+
+
+# --- The host's lobby and the meeting's lifecycle -----------------------------------
+
+
+@never_cache
+@login_required
+def meeting_lobby(request: HttpRequest, meeting_id: str) -> HttpResponse:
+    meeting = _host_meeting(request, meeting_id)
+    return render(
+        request,
+        "meetings/lobby.html",
+        {"meeting": meeting, "entries": list(selectors.lobby_for_host(meeting))},
+    )
+
+
+_DECIDE = {"admit": services.lobby_admit, "deny": services.lobby_deny, "remove": services.lobby_remove}
+
+
+@require_POST
+@login_required
+def meeting_lobby_decide(request: HttpRequest, meeting_id: str, entry_id: int, decision: str) -> HttpResponse:
+    meeting = _host_meeting(request, meeting_id)
+    if decision not in _DECIDE:
+        raise Http404("No such decision.")
+    try:
+        entry = _DECIDE[decision](meeting=meeting, entry_id=entry_id, actor=signed_in_user(request))
+    except LobbyEntry.DoesNotExist as exc:
+        raise Http404("No such lobby entry.") from exc
+    except services.Refused as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, f"{entry.display_name}: {entry.get_status_display().lower()}.")
+    return redirect("meetings:lobby", meeting_id=meeting.display_id)
+
+
+@require_POST
+@login_required
+def meeting_lobby_admit_all(request: HttpRequest, meeting_id: str) -> HttpResponse:
+    meeting = _host_meeting(request, meeting_id)
+    admitted = services.lobby_admit_all(meeting=meeting, actor=signed_in_user(request))
+    messages.success(request, f"Admitted {admitted}.")
+    return redirect("meetings:lobby", meeting_id=meeting.display_id)
+
+
+_LIFECYCLE: dict[str, tuple[Callable[..., Meeting], str]] = {
+    "start": (services.meeting_start, "The meeting has started: admitted people are in."),
+    "lock": (services.meeting_lock, "The meeting is locked: no one new can join."),
+    "unlock": (services.meeting_unlock, "The meeting is unlocked."),
+    "end": (services.meeting_end, "The meeting has ended: everyone was moved out."),
+}
+
+
+@require_POST
+@login_required
+def meeting_lifecycle(request: HttpRequest, meeting_id: str, action: str) -> HttpResponse:
+    meeting = _host_meeting(request, meeting_id)
+    if action not in _LIFECYCLE:
+        raise Http404("No such action.")
+    act, done = _LIFECYCLE[action]
+    try:
+        act(meeting=meeting, actor=signed_in_user(request))
+    except services.Refused as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, done)
+    return redirect(meeting)
+
+
+# --- Participants ---------------------------------------------------------------------
+
+
+def join_headers(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Join pages: never cached, and never named to another site in a Referer."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        for name, value in JOIN_HEADERS.items():
+            response[name] = value
+        return response
+
+    return wrapped
+
+
+def join_form_headers(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The join form's page: never cached; no Referer to any other origin.
+
+    Not `no-referrer`: under it browsers send `Origin: null` and no Referer with the
+    form's POST, which Django's CSRF check rightly refuses (over HTTPS it demands one of
+    the two). `same-origin` still names this page to no other site; the URL holds no
+    secret anyway (the passcode travels only in the POST body).
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        response["Referrer-Policy"] = "same-origin"
+        return response
+
+    return wrapped
+
+
+@join_form_headers
+def join(request: HttpRequest) -> HttpResponse:
+    form = JoinForm(request.POST or None, initial={"display_name": _default_name(request)})
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            user = request.user if request.user.is_authenticated else None
+            try:
+                entered = services.passcode_join(
+                    raw_meeting_id=data["meeting_id"],
+                    passcode=data["passcode"],
+                    display_name=data["display_name"],
+                    user=user,
+                    client_address=client_address(request),
+                )
+            except services.JoinDenied as denied:
+                if denied.code == "sign_in":
+                    # The passcode is not carried along: they type it again after signing in.
+                    messages.info(request, denied.message)
+                    return redirect_to_login(reverse("meetings:join"))
+                form.add_error(None, denied.message)
+                status = join_denied_status(denied)
+            else:
+                lobby_secret_bind(request.session, entered.entry.pk, entered.secret)
+                return redirect("meetings:join_waiting", entry_id=entered.entry.pk)
+    return render(request, "meetings/join.html", {"form": form}, status=status)
+
+
+def _default_name(request: HttpRequest) -> str:
+    user = request.user
+    if user.is_authenticated:
+        return str(user.get_full_name() or user.get_username())
+    return ""
+
+
+def _my_entry(request: HttpRequest, entry_id: int) -> LobbyEntry:
+    entry = selectors.lobby_entry_for_session(entry_id, lobby_secret_for(request.session, entry_id))
+    if entry is None:
+        # SECURITY: the same 404 for an unknown entry and for someone else's.
+        raise Http404("No such waiting-room entry in this browser.")
+    return entry
+
+
+def _entry_state(entry: LobbyEntry) -> dict[str, Any]:
+    meeting = entry.meeting
+    in_room = entry.status == LobbyEntry.Status.ADMITTED and meeting.is_started
+    return {
+        "status": entry.status,
+        "meeting_started": meeting.is_started,
+        "meeting_ended": meeting.is_ended or meeting.is_cancelled,
+        "room_url": reverse("meetings:join_room", kwargs={"entry_id": entry.pk}) if in_room else None,
+    }
+
+
+@join_headers
+@require_GET
+def join_waiting(request: HttpRequest, entry_id: int) -> HttpResponse:
+    entry = _my_entry(request, entry_id)
+    return render(
+        request,
+        "meetings/join_waiting.html",
+        {"entry": entry, "meeting": entry.meeting, "state": _entry_state(entry)},
+    )
+
+
+@join_headers
+@require_GET
+def join_status(request: HttpRequest, entry_id: int) -> HttpResponse:
+    return JsonResponse(_entry_state(_my_entry(request, entry_id)))
+
+
+@join_headers
+@require_GET
+def join_room(request: HttpRequest, entry_id: int) -> HttpResponse:
+    entry = _my_entry(request, entry_id)
+    if not _entry_state(entry)["room_url"]:
+        return redirect("meetings:join_waiting", entry_id=entry.pk)
+    meeting = entry.meeting
+    return render(
+        request,
+        "meetings/meeting_room.html",
+        {
+            "entry": entry,
+            "meeting": meeting,
+            "people": selectors.people_in(meeting),
+            "options": _options(meeting, with_waiting_room=False),
+        },
+    )

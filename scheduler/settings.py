@@ -243,3 +243,13 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
 }
+
+# Passcode joins: per meeting, after this many failures within the window every further
+# attempt is refused (429) until the window passes; per client address, a looser limit.
+ANTECHAMBER_JOIN_MEETING_FAILURES = env.int("ANTECHAMBER_JOIN_MEETING_FAILURES", default=10)
+ANTECHAMBER_JOIN_CLIENT_FAILURES = env.int("ANTECHAMBER_JOIN_CLIENT_FAILURES", default=50)
+ANTECHAMBER_JOIN_WINDOW_SECONDS = env.int("ANTECHAMBER_JOIN_WINDOW_SECONDS", default=15 * 60)
+# How long after its scheduled end a meeting the host did not end still takes joiners.
+ANTECHAMBER_JOIN_GRACE_MINUTES = env.int("ANTECHAMBER_JOIN_GRACE_MINUTES", default=60)
+if ANTECHAMBER_JOIN_MEETING_FAILURES < 1 or ANTECHAMBER_JOIN_CLIENT_FAILURES < 1:
+    raise ImproperlyConfigured("ANTECHAMBER_JOIN_*_FAILURES must be at least 1.")

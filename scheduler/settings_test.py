@@ -16,8 +16,8 @@ WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 
-# A file, not SQLite's shared in-memory database: concurrent requests in threads (the
-# redemption race test, the live server) then wait on the lock like production does,
-# instead of failing with "table is locked".
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, not shared-cache memory: tests that drive the app from several threads
+    # (the passcode brute-force test, the live server) need SQLite's real locking and
+    # busy timeout, which shared-cache memory databases do not honour.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405

@@ -1,3 +1,4 @@
+import itertools
 import os
 
 import pytest
@@ -160,3 +161,21 @@ def _seeded_levels(request):
 
     seed = importlib.import_module("meetings.migrations.0002_seed_levels").seed
     seed(apps, None)
+
+
+_cache_namespaces = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_namespace(settings):
+    """Each test counts join attempts under its own key prefix.
+
+    Never cache.clear(): with Redis that would FLUSHDB a database others may share.
+    """
+    base = settings.CACHES["default"].get("KEY_PREFIX", "")
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "KEY_PREFIX": f"{base}test-{os.getpid()}-{next(_cache_namespaces)}",
+        }
+    }

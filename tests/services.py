@@ -225,7 +225,7 @@ def app_env(*, redis_url: str, smtp_port: int, **extra: str) -> dict[str, str]:
     }
 
 
-def gunicorn(port: int, env: dict[str, str], workers: int = 2) -> Process:
+def gunicorn(port: int, env: dict[str, str], workers: int = 2, threads: int = 1) -> Process:
     return Process(
         f"web-{port}",
         [
@@ -237,6 +237,10 @@ def gunicorn(port: int, env: dict[str, str], workers: int = 2) -> Process:
             f"127.0.0.1:{port}",
             "-w",
             str(workers),
+            "--threads",
+            str(threads),
+            "--timeout",
+            "120",
             "--access-logfile",
             "-",
             "--graceful-timeout",
@@ -283,3 +287,38 @@ def needs_shared_database() -> None:
         missing("several processes need a shared database: run with DATABASE_URL=postgres://...")
     if not shutil.which("redis-server") and not Path("/usr/bin/redis-server").exists():
         missing("redis-server is not installed")
+
+
+def web_server_env(settings_) -> dict[str, str]:
+    """The environment for a web server process sharing this test's database and cache keys."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "scheduler.settings_test",
+        "DATABASE_URL": database_url_for_test_db(),
+        "REDIS_URL": settings_.REDIS_URL,
+        "ANTECHAMBER_CACHE_PREFIX": settings_.CACHES["default"].get("KEY_PREFIX", ""),
+        "DJANGO_DEBUG": "0",
+    }
+
+
+class WebServer:
+    """A real gunicorn process on a free loopback port (one worker, several threads)."""
+
+    def __init__(self, env: dict[str, str], threads: int = 4) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = gunicorn(self.port, env, workers=1, threads=threads)
+
+    def start(self) -> None:
+        self.process.start(ready=b"Booting worker")
+        wait_until(self._answers, timeout=30, what="gunicorn to listen")
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        self.process.stop()

@@ -142,7 +142,7 @@ def test_host_invites_two_people_and_sees_a_link_redeemed(
         assert "Join “Audit committee”?" in ann_page.content()
         shoot(ann_page, "join-confirmation")
         ann_page.click("#join")
-        ann_page.wait_for_selector("text=You are expected")
+        ann_page.wait_for_selector("text=the host will let you in")
     finally:
         ann.close()
 

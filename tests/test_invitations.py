@@ -178,12 +178,21 @@ def test_link_scanners_spend_nothing_and_the_human_post_succeeds(alice_api):
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
     response = human.post(f"/j/{token}/", {"csrfmiddlewaretoken": csrf})
     assert response.status_code == 302
-    invited = human.get(response["Location"])
-    assert invited.status_code == 200 and "You are expected" in invited.content.decode()
+    waiting = human.get(response["Location"], follow=True)
+    assert waiting.status_code == 200 and "the host will let you in" in waiting.content.decode()
+    waiting_url = waiting.redirect_chain[-1][0]
+    # The host sees the entry, and which invitation it came by.
+    [entry] = alice_api.get(f"/api/v1/meetings/{booked['id']}/lobby/").json()
+    assert (entry["status"], entry["source"], entry["invited_email"]) == (
+        "waiting",
+        "invitation",
+        "ann@example.org",
+    )
     assert JoinLink.objects.get().redeemed_at is not None
     assert AuditEvent.objects.filter(action="invitation_redeemed", subject="ann@example.org").count() == 1
-    # The same browser comes back with the same link; anyone else gets 410.
-    assert human.get(f"/j/{token}/")["Location"] == response["Location"]
+    # The same browser comes back with the same link, to the same entry; anyone else gets 410.
+    assert human.get(f"/j/{token}/", follow=True).redirect_chain[-1][0] == waiting_url
+    assert len(alice_api.get(f"/api/v1/meetings/{booked['id']}/lobby/").json()) == 1
     gone = Client().get(f"/j/{token}/")
     assert gone.status_code == 410 and "already been used" in gone.content.decode()
     assert Client().post(f"/j/{token}/").status_code == 410

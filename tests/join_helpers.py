@@ -1,0 +1,39 @@
+"""Shared set-up for the join and lobby tests."""
+
+import threading
+
+from meetings import credentials
+from tests.helpers import booking
+
+
+def book(api, **overrides) -> tuple[str, str]:
+    """Alice books through the API; returns (meeting ID, passcode)."""
+    response = api.post("/api/v1/meetings/", booking(**overrides), format="json")
+    assert response.status_code == 201, response.content
+    return response.json()["id"], response.json()["passcode"]
+
+
+def join_data(meeting_id: str, passcode: str, name: str = "Dana") -> dict[str, str]:
+    return {"meeting_id": meeting_id, "passcode": passcode, "display_name": name}
+
+
+class VerifyCounter:
+    """Wraps credentials.verify_passcode and counts calls (and which hashes were used)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.hashes: list[str] = []
+        self.real = credentials.verify_passcode
+
+    def __call__(self, passcode_hash: str, passcode: str) -> bool:
+        with self.lock:
+            self.calls += 1
+            self.hashes.append(passcode_hash)
+        return self.real(passcode_hash, passcode)
+
+
+def count_verifications(monkeypatch) -> VerifyCounter:
+    counter = VerifyCounter()
+    monkeypatch.setattr(credentials, "verify_passcode", counter)
+    return counter

@@ -1,0 +1,262 @@
+"""Joining with meeting ID and passcode: one answer for unknown and wrong, limits, fail closed."""
+
+import json
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from rest_framework.test import APIClient
+
+from meetings import credentials
+from meetings.models import AuditEvent, LobbyEntry, Meeting, OutboundMessage
+from tests.join_helpers import book, count_verifications, join_data
+
+pytestmark = pytest.mark.django_db
+
+WRONG = {"detail": "Unknown meeting ID or wrong passcode."}
+
+
+def wrong_passcode(passcode: str) -> str:
+    # Same length and alphabet as the real one, certainly different.
+    first = "0" if passcode[0] != "0" else "1"
+    return first + passcode[1:]
+
+
+def test_unknown_meeting_and_wrong_passcode_get_the_same_answer_and_the_same_work(alice_api, monkeypatch):
+    meeting_id, passcode = book(alice_api)
+    counter = count_verifications(monkeypatch)
+    unknown = credentials.format_meeting_id(credentials.new_meeting_id())
+
+    wrong = APIClient().post("/api/v1/join/", join_data(meeting_id, wrong_passcode(passcode)), format="json")
+    missing = APIClient().post("/api/v1/join/", join_data(unknown, passcode), format="json")
+
+    assert wrong.status_code == missing.status_code == 403
+    assert wrong.content == missing.content
+    assert wrong.json() == WRONG
+    # Both ran argon2: the unknown ID against the cached dummy hash.
+    assert counter.calls == 2
+    assert counter.hashes[1] == credentials.dummy_passcode_hash()
+    assert counter.hashes[0] == Meeting.objects.get().passcode_hash
+    assert not LobbyEntry.objects.exists()
+
+
+def test_right_passcode_enters_the_waiting_room_bound_to_this_browser(alice_api):
+    meeting_id, passcode = book(alice_api)
+    dana = APIClient()
+    response = dana.post(
+        "/api/v1/join/", join_data(meeting_id.lower().replace("-", " "), passcode), format="json"
+    )
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["entry"]["status"] == "waiting" and body["entry"]["source"] == "passcode"
+    assert body["entry"]["display_name"] == "Dana"
+    assert passcode not in response.content.decode()
+    assert response["Cache-Control"] == "no-store" and response["Referrer-Policy"] == "no-referrer"
+    # The session holds the secret; the status URL alone opens nothing.
+    assert dana.get(body["status_url"]).json()["status"] == "waiting"
+    assert APIClient().get(body["status_url"]).status_code == 404
+    assert "secret" not in json.dumps(body)
+
+
+def test_malformed_meeting_id_is_a_400_naming_the_field(alice_api):
+    response = APIClient().post("/api/v1/join/", join_data("12345", "x"), format="json")
+    assert response.status_code == 400
+    assert set(response.json()) == {"meeting_id"}
+
+
+def test_missing_fields_and_unknown_fields_are_400s(db):
+    unknown = APIClient().post("/api/v1/join/", {"meeting_id": "x", "pwd": "y"}, format="json")
+    assert unknown.status_code == 400 and set(unknown.json()) == {"pwd"}
+    missing = APIClient().post("/api/v1/join/", {"meeting_id": "ABCD-EFGH-JKMN-PQRS"}, format="json")
+    assert missing.status_code == 400 and set(missing.json()) == {"passcode", "display_name"}
+
+
+def test_secret_refuses_passcode_join_only_after_the_right_passcode(alice_api, bob):
+    meeting_id, passcode = book(alice_api, classification="secret")
+    client = APIClient()
+    client.force_authenticate(bob)
+
+    wrong = client.post("/api/v1/join/", join_data(meeting_id, wrong_passcode(passcode)), format="json")
+    right = client.post("/api/v1/join/", join_data(meeting_id, passcode), format="json")
+
+    assert wrong.status_code == 403 and wrong.json() == WRONG
+    assert right.status_code == 403
+    assert "invitation is needed" in right.json()["detail"]
+    assert not LobbyEntry.objects.exists()
+
+
+def test_guests_only_where_the_level_allows_them(alice_api, bob, client):
+    meeting_id, passcode = book(alice_api, classification="official-sensitive")
+    Meeting.objects.get().classification.__class__.objects.filter(code="official-sensitive").update(
+        allow_guests=False
+    )
+
+    guest = APIClient().post("/api/v1/join/", join_data(meeting_id, passcode), format="json")
+    assert guest.status_code == 403
+    assert "Sign in" in guest.json()["detail"]
+
+    page = client.post("/join/", join_data(meeting_id, passcode))
+    assert page.status_code == 302 and page["Location"].startswith("/accounts/login/?next=/join/")
+    assert passcode not in page["Location"]
+
+    signed_in = APIClient()
+    signed_in.force_authenticate(bob)
+    response = signed_in.post("/api/v1/join/", join_data(meeting_id, passcode), format="json")
+    assert response.status_code == 201
+    assert LobbyEntry.objects.get().user == bob
+
+
+def test_a_wrong_guess_at_an_unknown_meeting_counts_like_one_at_a_real_meeting(db, settings, monkeypatch):
+    """The lock itself must not reveal which IDs exist."""
+    settings.ANTECHAMBER_JOIN_MEETING_FAILURES = 3
+    counter = count_verifications(monkeypatch)
+    unknown = credentials.format_meeting_id(credentials.new_meeting_id())
+    statuses = [
+        APIClient().post("/api/v1/join/", join_data(unknown, "AAAA-BBBB"), format="json").status_code
+        for _ in range(5)
+    ]
+    assert statuses == [403, 403, 403, 429, 429]
+    assert counter.calls == 3
+
+
+def test_limiter_down_fails_closed_without_checking_any_passcode(alice_api, settings, monkeypatch):
+    meeting_id, passcode = book(alice_api)
+    counter = count_verifications(monkeypatch)
+    # A closed loopback port: the real Redis server is left alone.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    for attempt in (passcode, wrong_passcode(passcode)):
+        response = APIClient().post("/api/v1/join/", join_data(meeting_id, attempt), format="json")
+        assert response.status_code == 503
+        assert "unavailable" in response.json()["detail"]
+    page = APIClient().post("/join/", join_data(meeting_id, passcode))
+    assert page.status_code == 503
+    assert counter.calls == 0
+    assert not LobbyEntry.objects.exists()
+
+
+def test_rotating_the_passcode_unlocks_the_meeting(alice_api, settings):
+    settings.ANTECHAMBER_JOIN_MEETING_FAILURES = 2
+    meeting_id, passcode = book(alice_api)
+    for _ in range(2):
+        APIClient().post("/api/v1/join/", join_data(meeting_id, wrong_passcode(passcode)), format="json")
+    locked = APIClient().post("/api/v1/join/", join_data(meeting_id, passcode), format="json")
+    assert locked.status_code == 429
+
+    new = alice_api.post(f"/api/v1/meetings/{meeting_id}/passcode/").json()["passcode"]
+    # The test's transaction never commits: run the rotation's on-commit unlock by hand.
+    from meetings import limits
+
+    limits.meeting_unlock(Meeting.objects.get().public_id)
+    assert APIClient().post("/api/v1/join/", join_data(meeting_id, new), format="json").status_code == 201
+
+
+def test_join_page_headers_and_no_passcode_echo(alice_api, client):
+    meeting_id, passcode = book(alice_api)
+    form = client.get("/join/")
+    # same-origin, not no-referrer: see views.join_form_headers (the form's POST needs an Origin).
+    assert form["Referrer-Policy"] == "same-origin" and "no-store" in form["Cache-Control"]
+    wrong = client.post("/join/", join_data(meeting_id, wrong_passcode(passcode)))
+    assert wrong.status_code == 403
+    assert "Unknown meeting ID or wrong passcode." in wrong.content.decode()
+    assert wrong_passcode(passcode) not in wrong.content.decode()
+    right = client.post("/join/", join_data(meeting_id, passcode))
+    assert right.status_code == 302
+    waiting = client.get(right["Location"])
+    assert waiting.status_code == 200 and "Please wait" in waiting.content.decode()
+    assert waiting["Referrer-Policy"] == "no-referrer"
+
+
+# --- Brute force ----------------------------------------------------------------------
+
+
+def _post_json(url: str, data: dict[str, str]) -> int:
+    request = urllib.request.Request(
+        url, data=json.dumps(data).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _guess_in_parallel(urls: list[str], meeting_id: str, passcode: str, guesses: int = 1000) -> list[int]:
+    wrong = wrong_passcode(passcode)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        return list(
+            pool.map(
+                lambda i: _post_json(urls[i % len(urls)], join_data(meeting_id, wrong, f"guess {i}")),
+                range(guesses),
+            )
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thousand_guesses_from_ten_threads_get_at_most_ten_verifications(
+    alice_api, live_server, tasks_run, monkeypatch
+):
+    meeting_id, passcode = book(alice_api)
+    counter = count_verifications(monkeypatch)
+
+    statuses = _guess_in_parallel([f"{live_server.url}/api/v1/join/"], meeting_id, passcode)
+
+    assert len(statuses) == 1000
+    assert counter.calls <= 10
+    assert statuses.count(403) == counter.calls
+    assert statuses.count(429) == 1000 - counter.calls
+    assert set(statuses) == {403, 429}
+    # The right passcode is refused while the window lasts, without being checked.
+    assert _post_json(f"{live_server.url}/api/v1/join/", join_data(meeting_id, passcode)) == 429
+    assert counter.calls <= 10
+    assert not LobbyEntry.objects.exists()
+
+    meeting = Meeting.objects.get()
+    assert (
+        AuditEvent.objects.filter(meeting_public_id=meeting.public_id, action="passcode_join_locked").count()
+        == 1
+    )
+    assert OutboundMessage.objects.filter(kind="passcode_lockout").count() == 1
+    messages = tasks_run.wait_for(1)
+    assert len(messages) == 1
+    assert messages[0]["To"] == "alice@example.org"
+    assert "locked" in messages[0]["Subject"]
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_the_limit_holds_across_two_server_processes_sharing_redis(alice_api, tasks_run, settings):
+    from tests import services as real
+
+    if not settings.REDIS_URL:
+        real.missing("the two-process limit test needs Redis (set REDIS_URL)")
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        real.missing("the two-process limit test needs PostgreSQL (set DATABASE_URL)")
+    meeting_id, passcode = book(alice_api)
+    # Both servers count under this test's key prefix, in the same Redis database.
+    servers = [real.WebServer(real.web_server_env(settings)) for _ in range(2)]
+    try:
+        for server in servers:
+            server.start()
+        statuses = _guess_in_parallel([f"{s.url}/api/v1/join/" for s in servers], meeting_id, passcode)
+        public_id = Meeting.objects.get().public_id
+        verifications = AuditEvent.objects.filter(
+            meeting_public_id=public_id, action="passcode_join_failed"
+        ).count()
+        assert 1 <= verifications <= 10
+        assert statuses.count(403) == verifications
+        assert statuses.count(429) == 1000 - verifications
+        for server in servers:
+            assert _post_json(f"{server.url}/api/v1/join/", join_data(meeting_id, passcode)) == 429
+    finally:
+        for server in servers:
+            server.stop()
+    assert AuditEvent.objects.filter(meeting_public_id=public_id, action="passcode_join_locked").count() == 1
+    assert len(tasks_run.wait_for(1)) == 1
