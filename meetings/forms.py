@@ -79,3 +79,9 @@ class BookingForm(forms.Form):
             # The browser sends wall-clock time; read it in the zone the host chose.
             cleaned["starts_at"] = starts_at.replace(tzinfo=zoneinfo.ZoneInfo(tz_name))
         return cleaned
+
+
+class ApiTokenForm(forms.Form):
+    label = forms.CharField(
+        max_length=100, required=False, help_text="What the token is for, e.g. 'calendar sync on build01'."
+    )

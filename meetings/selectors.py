@@ -4,7 +4,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
 from meetings.credentials import normalize_meeting_id
-from meetings.models import ClassificationLevel, Meeting
+from meetings.models import ApiToken, ClassificationLevel, Meeting
 
 
 def levels() -> QuerySet[ClassificationLevel]:
@@ -31,3 +31,8 @@ def meeting_for_host(host: AbstractBaseUser | AnonymousUser, raw_meeting_id: str
     if public_id is None or not host.is_authenticated:
         return None
     return meetings_for_host(host).filter(public_id=public_id).first()
+
+
+def api_tokens_for_user(user: AbstractBaseUser) -> QuerySet[ApiToken]:
+    """The user's tokens, newest first, revoked ones included (they say when)."""
+    return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
