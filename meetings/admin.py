@@ -118,8 +118,13 @@ class AuditEventAdmin(ReadOnlyAdmin):
     actions = ("export_csv", "export_jsonl")
     list_per_page = 100
 
+    # Every staff member may read the log (the site already demands their second factor);
+    # nobody may change it (ReadOnlyAdmin, and AuditEvent refuses at the ORM).
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.is_staff) and super().has_module_permission(request)
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
 
     @admin.action(description="Export selected events as CSV")
     def export_csv(self, request: HttpRequest, queryset: Any) -> StreamingHttpResponse:

@@ -63,3 +63,15 @@ def signed_in_user(request: Any) -> User:
     if not isinstance(user, User) or not user.is_authenticated:
         raise exceptions.NotAuthenticated()
     return user
+
+
+def axes_username(request: Any, credentials: dict[str, Any] | None) -> str | None:
+    """The username django-axes counts failures against.
+
+    From authenticate()'s credentials when it has them; from the sign-in wizard's
+    password step otherwise (its fields are prefixed "auth-").
+    """
+    if credentials and credentials.get("username"):
+        return str(credentials["username"])
+    data = getattr(request, "POST", None) or {}
+    return data.get("auth-username") or data.get("username")

@@ -1,6 +1,6 @@
 """Reads. Anything beyond a plain get lives here, with its joins."""
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import QuerySet
 
 from meetings.credentials import normalize_meeting_id
@@ -33,6 +33,6 @@ def meeting_for_host(host: AbstractBaseUser | AnonymousUser, raw_meeting_id: str
     return meetings_for_host(host).filter(public_id=public_id).first()
 
 
-def api_tokens_for_user(user: AbstractBaseUser) -> QuerySet[ApiToken]:
+def api_tokens_for_user(user: User) -> QuerySet[ApiToken]:
     """The user's tokens, newest first, revoked ones included (they say when)."""
     return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")

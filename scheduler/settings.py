@@ -167,7 +167,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # two_factor's wizard prefixes the password step's fields with its step name.
-AXES_USERNAME_FORM_FIELD = "auth-username"
+AXES_USERNAME_CALLABLE = "meetings.authentication.axes_username"
 AXES_SENSITIVE_PARAMETERS = ["password", "auth-password", "token-otp_token", "backup-otp_token"]
 # Behind a reverse proxy set ANTECHAMBER_PROXY_COUNT so the client address is the real one.
 AXES_IPWARE_PROXY_COUNT = env.int("ANTECHAMBER_PROXY_COUNT", default=0) or None
