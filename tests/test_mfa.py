@@ -85,7 +85,9 @@ def test_enrolment_verifies_the_session_and_changes_its_key(alice, password):
     key_before = client.session.session_key
     page = client.get("/accounts/two_factor/setup/")
     assert page.status_code == 200
-    response = client.post("/accounts/two_factor/setup/", {"second_factor_setup_view-current_step": "welcome"})
+    response = client.post(
+        "/accounts/two_factor/setup/", {"second_factor_setup_view-current_step": "welcome"}
+    )
     assert b"generator-token" in response.content
     assert b'src="/accounts/two_factor/qrcode/"' in response.content
     assert client.get("/accounts/two_factor/qrcode/")["Content-Type"].startswith("image/svg")
