@@ -9,9 +9,15 @@ class MeetingsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from axes.signals import user_locked_out
+        from two_factor.signals import user_verified
+
+        from meetings import receivers
         from meetings.logging import configure_structlog
 
         configure_structlog()
+        user_locked_out.connect(receivers.on_user_locked_out, dispatch_uid="audit-locked-out")
+        user_verified.connect(receivers.on_user_verified, dispatch_uid="audit-second-factor")
 
 
 class SecondFactorAdminConfig(admin_apps.AdminConfig):

@@ -19,7 +19,9 @@ TABLE = AuditEvent._meta.db_table
 @pytest.fixture
 def five_events(alice):
     return [
-        audit_record(action="meeting_booked", actor=alice, subject=f"Meeting {n}", detail={"n": n, "ok": True})
+        audit_record(
+            action="meeting_booked", actor=alice, subject=f"Meeting {n}", detail={"n": n, "ok": True}
+        )
         for n in range(5)
     ]
 
@@ -85,7 +87,17 @@ def test_an_inserted_row_is_named(five_events):
         cursor.execute(
             f"INSERT INTO {TABLE} (id, created_at, actor_label, action, meeting_public_id, subject, detail,"
             " prev_hash, row_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [forged_id, last.created_at, "alice", "level_changed", "", "official", "{}", last.row_hash, "f" * 64],
+            [
+                forged_id,
+                last.created_at,
+                "alice",
+                "level_changed",
+                "",
+                "official",
+                "{}",
+                last.row_hash,
+                "f" * 64,
+            ],
         )
     assert f"row id={forged_id}:" in broken_at()
 

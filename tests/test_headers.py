@@ -44,7 +44,9 @@ def test_pages_have_no_inline_script(alice_web_verified):
     for path in ["/accounts/login/", "/meetings/", "/meetings/new/", "/api/docs/", "/accounts/tokens/"]:
         html = alice_web_verified.get(path).content.decode()
         for chunk in html.split("<script")[1:]:
-            assert chunk.split(">", 1)[0].strip().startswith("src=") or " src=" in chunk.split(">", 1)[0], path
+            assert chunk.split(">", 1)[0].strip().startswith("src=") or " src=" in chunk.split(">", 1)[0], (
+                path
+            )
 
 
 def test_api_docs_load_swagger_from_our_own_static_files(alice_web_verified):
@@ -134,12 +136,19 @@ def test_production_mode_sends_hsts_and_redirects_to_https():
         " s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=_production_env(), capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=_production_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.stdout.split() == ["31536000", "True", "True", "True", "True", "True"], result.stderr
 
 
-@override_settings(SECURE_SSL_REDIRECT=True, SECURE_HSTS_SECONDS=31536000, SECURE_HSTS_INCLUDE_SUBDOMAINS=True)
+@override_settings(
+    SECURE_SSL_REDIRECT=True, SECURE_HSTS_SECONDS=31536000, SECURE_HSTS_INCLUDE_SUBDOMAINS=True
+)
 def test_https_requests_get_hsts_and_plain_http_is_redirected():
     client = Client()
     assert client.get("/accounts/login/").status_code == 301

@@ -7,7 +7,7 @@ from django.test import Client
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from meetings.models import Meeting
+from meetings.models import AuditEvent, Meeting
 from tests.helpers import login_password_step, login_token_step, totp_now
 from tests.test_views import form_data
 
@@ -52,6 +52,7 @@ def test_totp_completes_sign_in_and_the_session_key_changes(alice_device, passwo
     assert client.session.session_key != key_before_factor
     assert client.session["otp_device_id"] == alice_device.persistent_id
     assert _verified(client)
+    assert AuditEvent.objects.filter(action="second_factor_passed", actor_label="alice").count() == 1
 
 
 def test_a_used_totp_code_is_refused_the_second_time(alice_device, password):
@@ -119,6 +120,7 @@ def test_repeated_wrong_passwords_lock_sign_in_even_with_the_right_one(alice, pa
     response = login_password_step(client, "alice", password)
     assert response.status_code == 429
     assert b"Too many failed sign-ins" in response.content
+    assert AuditEvent.objects.filter(action="login_locked_out", subject="alice").exists()
     # Another account from the same address is not locked out by Alice's attacker.
     from django.contrib.auth.models import User
 
