@@ -141,6 +141,17 @@ class SecondFactorSetupView(SetupView):
     machine) is worth nothing after.
     """
 
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # SECURITY: the library checks for an existing device on GET only. A session that
+        # signed in before a device existed must not add a second one (and so become
+        # verified) without using the first: send it to the sign-in with that device.
+        user = request.user
+        if user_has_device(user) and not getattr(user, "is_verified", lambda: False)():
+            return redirect(
+                f"{reverse('two_factor:login')}?{urlencode({'next': reverse('two_factor:setup')})}"
+            )
+        return super().post(request, *args, **kwargs)
+
     def done(self, form_list: Any, **kwargs: Any) -> HttpResponse:
         response = super().done(form_list, **kwargs)
         self.request.session.cycle_key()

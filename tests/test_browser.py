@@ -155,3 +155,18 @@ def test_staff_read_the_audit_log_in_the_admin(page, live_server, carol, passwor
     content = page.content()
     assert "level_changed" in content and "api_token_created" in content and "second_factor_passed" in content
     shoot(page, "admin-audit-log")
+
+
+def test_api_docs_render_under_the_content_security_policy(page, live_server, alice, password):
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    sign_in(page, live_server, "alice", password)
+    page.goto(f"{live_server.url}/api/docs/")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "Antechamber API" in page.inner_text(".swagger-ui .info .title")
+    assert violations == []

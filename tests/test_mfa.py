@@ -105,6 +105,16 @@ def test_enrolment_verifies_the_session_and_changes_its_key(alice, password):
     assert _verified(client)
 
 
+def test_a_session_without_the_existing_device_cannot_enrol_another(alice, alice_device):
+    client = Client()
+    client.force_login(alice)  # e.g. signed in before the device was added elsewhere
+    response = client.post(
+        "/accounts/two_factor/setup/", {"second_factor_setup_view-current_step": "welcome"}
+    )
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert TOTPDevice.objects.filter(user=alice).count() == 1
+
+
 def test_backup_codes_can_be_generated_once_verified(alice_web_verified):
     response = alice_web_verified.post("/accounts/two_factor/backup/tokens/")
     assert response.status_code == 302
