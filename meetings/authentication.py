@@ -5,6 +5,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from meetings.credentials import token_digest
@@ -90,3 +91,30 @@ def client_address(request: Any) -> str:
     reverse proxy, the proxy must set REMOTE_ADDR (e.g. gunicorn --forwarded-allow-ips).
     """
     return str(request.META.get("REMOTE_ADDR") or "unknown")
+
+
+def axes_username(request: Any, credentials: dict[str, Any] | None) -> str | None:
+    """The username django-axes counts failures against.
+
+    From authenticate()'s credentials when it has them; from the sign-in wizard's
+    password step otherwise (its fields are prefixed "auth-").
+    """
+    if credentials and credentials.get("username"):
+        return str(credentials["username"])
+    data = getattr(request, "POST", None) or {}
+    return data.get("auth-username") or data.get("username")
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """Describes `Authorization: Token <key>` in the OpenAPI document (registered on import)."""
+
+    target_class = "meetings.authentication.ApiTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <key>`; create one on the API tokens page or with `create_api_token`.",
+        }

@@ -1,16 +1,17 @@
 """CSRF for pages that must send `Referrer-Policy: no-referrer`.
 
 Under that policy browsers send `Origin: null` with the page's own form posts, and
-Django's origin check refuses them. For views marked with `accepts_null_origin` we let
-`Origin: null` through the origin check only; the CSRF token check (cookie against
-form field) still runs, so a cross-site post still fails.
+Django's origin check refuses them. For views marked with `accepts_null_origin`, this
+middleware (placed just before Django's CsrfViewMiddleware) reads `Origin: null` as this
+site's own origin. Django's CSRF token check (cookie against form field) still runs
+unchanged, so a cross-site post still fails.
 """
 
 from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest
-from django.middleware.csrf import CsrfViewMiddleware
+from django.utils.deprecation import MiddlewareMixin
 
 _NULL_ORIGIN_OK = "_antechamber_accepts_null_origin"
 
@@ -20,15 +21,12 @@ def accepts_null_origin(view: Callable[..., Any]) -> Callable[..., Any]:
     return view
 
 
-class CsrfMiddleware(CsrfViewMiddleware):
+class NullOriginMiddleware(MiddlewareMixin):
     def process_view(
         self, request: HttpRequest, callback: Callable[..., Any], callback_args: Any, callback_kwargs: Any
-    ) -> Any:
-        setattr(request, _NULL_ORIGIN_OK, getattr(callback, _NULL_ORIGIN_OK, False))
-        return super().process_view(request, callback, callback_args, callback_kwargs)
-
-    def _origin_verified(self, request: HttpRequest) -> bool:
-        # SECURITY: only "null", only on marked views, and the token check still follows.
-        if request.META.get("HTTP_ORIGIN") == "null" and getattr(request, _NULL_ORIGIN_OK, False):
-            return True
-        return bool(super()._origin_verified(request))  # type: ignore[misc]
+    ) -> None:
+        # SECURITY: only "null", only on marked views; the token check still follows.
+        if request.META.get("HTTP_ORIGIN") == "null" and getattr(callback, _NULL_ORIGIN_OK, False):
+            scheme = "https" if request.is_secure() else "http"
+            request.META["HTTP_ORIGIN"] = f"{scheme}://{request.get_host()}"
+        return None

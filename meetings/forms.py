@@ -123,3 +123,9 @@ class JoinForm(forms.Form):
         if normalize_meeting_id(value) is None:
             raise forms.ValidationError("A meeting ID is 16 letters and digits, e.g. ABCD-EFGH-JKMN-PQRS.")
         return value
+
+
+class ApiTokenForm(forms.Form):
+    label = forms.CharField(
+        max_length=100, required=False, help_text="What the token is for, e.g. 'calendar sync on build01'."
+    )

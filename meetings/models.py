@@ -1,6 +1,7 @@
 """Data and its invariants. Writes go through meetings.services only."""
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -199,10 +200,31 @@ class ApiToken(models.Model):
         return f"{self.prefix}… ({self.user})"
 
 
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    """SECURITY: the log is append-only; bulk changes are refused at the ORM too."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise AuditLogIsAppendOnly("Audit events cannot be changed.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AuditLogIsAppendOnly("Audit events cannot be deleted.")
+
+
+class AuditLogIsAppendOnly(Exception):
+    pass
+
+
 class AuditEvent(models.Model):
-    """One security-relevant action. Written only by meetings.audit.audit_record."""
+    """One security-relevant action. Written only by meetings.audit.audit_record.
+
+    Hash-chained: row_hash is SHA-256 over the row's content and prev_hash, and
+    prev_hash is the row_hash of the row before it (meetings.audit.chain_hash), so a
+    changed, removed or inserted row breaks the chain at that point (verify_audit).
+    """
 
     created_at = models.DateTimeField()
+    # A convenience link, not evidence: deleting the user nulls it, so it is not hashed.
+    # actor_label is the hashed record of who acted.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -212,12 +234,24 @@ class AuditEvent(models.Model):
     meeting_public_id = models.CharField(max_length=16, blank=True, db_index=True)
     subject = models.CharField(max_length=200, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    row_hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.action} {self.subject}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("Audit events cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AuditLogIsAppendOnly("Audit events cannot be deleted.")
 
 
 class Invitation(models.Model):

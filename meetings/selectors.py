@@ -3,11 +3,19 @@
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import F, OuterRef, QuerySet, Subquery
 
 from meetings.credentials import normalize_meeting_id, token_digest
-from meetings.models import ClassificationLevel, Invitation, JoinLink, LobbyEntry, Meeting, OutboundMessage
+from meetings.models import (
+    ApiToken,
+    ClassificationLevel,
+    Invitation,
+    JoinLink,
+    LobbyEntry,
+    Meeting,
+    OutboundMessage,
+)
 
 LOBBY_FIELDS = ("id", "display_name", "status", "source", "created_at")
 
@@ -125,3 +133,8 @@ def lobby_entry_of_invitation_for_session(
         if secret and entry.secret_digest == token_digest(secret):
             return entry
     return None
+
+
+def api_tokens_for_user(user: User) -> QuerySet[ApiToken]:
+    """The user's tokens, newest first, revoked ones included (they say when)."""
+    return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")

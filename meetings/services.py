@@ -462,6 +462,26 @@ def api_token_create(*, user: User, label: str = "", created_by: User | None = N
     return token, key
 
 
+def api_token_revoke(*, token_id: int, user: User) -> ApiToken:
+    """Revoke one of the user's own tokens. Unknown, someone else's or already revoked: Refused.
+
+    One conditional update, so a token is revoked (and audited) exactly once.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        won = ApiToken.objects.filter(pk=token_id, user=user, revoked_at__isnull=True).update(revoked_at=now)
+        if won != 1:
+            raise Refused([policy.Violation("detail", "No such active token.")])
+        token = ApiToken.objects.get(pk=token_id)
+        audit_record(
+            action="api_token_revoked",
+            actor=user,
+            subject=user.get_username(),
+            detail={"token_id": token.pk, "prefix": token.prefix, "label": token.label},
+        )
+    return token
+
+
 # --- The outbox -------------------------------------------------------------------
 
 

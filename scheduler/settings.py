@@ -46,7 +46,8 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin, with a site that requires a second factor (meetings/admin_site.py).
+    "meetings.apps.SecondFactorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -56,21 +57,31 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "two_factor",
+    "axes",
+    "csp",
+    "django_structlog",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "meetings",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "meetings.csrf.CsrfMiddleware",
+    "meetings.csrf.NullOriginMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that it sees the lockout flag the authentication backend set.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "scheduler.urls"
@@ -126,9 +137,44 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "login"
+# django-axes first: it refuses a locked-out username/address before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in is django-two-factor-auth's wizard: password, then TOTP (or a backup code).
+LOGIN_URL = "two_factor:login"
 LOGIN_REDIRECT_URL = "meetings:list"
-LOGOUT_REDIRECT_URL = "login"
+LOGOUT_REDIRECT_URL = "two_factor:login"
+TWO_FACTOR_LOGIN_TIMEOUT = 300
+# No "remember this browser": a session passes its second factor or it does not.
+TWO_FACTOR_REMEMBER_COOKIE_AGE = None
+OTP_TOTP_ISSUER = "Antechamber"
+OTP_TOTP_THROTTLE_FACTOR = 1
+
+# Password sign-in lockout (django-axes). Counted per username and client address, so
+# one attacker cannot lock out a user from everywhere by guessing from one place.
+# With Redis the counters live in the shared cache every web process sees; without it
+# (one process, SQLite) in the database, because an in-process cache would not survive
+# a restart and axes rightly warns about it.
+AXES_ENABLED = envbool("ANTECHAMBER_AXES_ENABLED", True)
+AXES_HANDLER = (
+    "axes.handlers.cache.AxesCacheHandler" if REDIS_URL else "axes.handlers.database.AxesDatabaseHandler"
+)
+AXES_FAILURE_LIMIT = env.int("ANTECHAMBER_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("ANTECHAMBER_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# two_factor's wizard prefixes the password step's fields with its step name.
+AXES_USERNAME_CALLABLE = "meetings.authentication.axes_username"
+AXES_SENSITIVE_PARAMETERS = ["password", "auth-password", "token-otp_token", "backup-otp_token"]
+# Behind a reverse proxy set ANTECHAMBER_PROXY_COUNT so the client address is the real one.
+AXES_IPWARE_PROXY_COUNT = env.int("ANTECHAMBER_PROXY_COUNT", default=0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -211,16 +257,55 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Served from our own static files: no CDN, and nothing the CSP would have to allow.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "MeetingStatusEnum": "meetings.models.Meeting.Status",
+        "LobbyEntryStatusEnum": "meetings.models.LobbyEntry.Status",
+    },
 }
 
+# --- Headers and cookies -------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# SECURITY: the CSRF token is read from the form, never by scripts, so the cookie
+# can be HttpOnly too.
+CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG and envbool("DJANGO_SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_AGE = env.int("ANTECHAMBER_SESSION_AGE_SECONDS", default=12 * 3600)
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# HTTPS only when not in debug. Behind a TLS-terminating proxy set
+# DJANGO_SECURE_PROXY_SSL_HEADER=1 so Django trusts its X-Forwarded-Proto.
+SECURE_SSL_REDIRECT = envbool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = 0 if DEBUG else env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+if envbool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# django-csp 4: scripts only from our own origin (no inline script, no eval), never framed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # The admin and Swagger UI set style attributes; styles cannot run code.
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # Antechamber's own settings.
 ANTECHAMBER_ARGON2_TIME_COST = env.int("ANTECHAMBER_ARGON2_TIME_COST", default=2)
@@ -237,10 +322,23 @@ ANTECHAMBER_REQUIRE_SERVICES = envbool("ANTECHAMBER_REQUIRE_SERVICES", False)
 ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS = env.int("ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS", default=600)
 ANTECHAMBER_OUTBOX_FLUSH_GRACE_SECONDS = env.int("ANTECHAMBER_OUTBOX_FLUSH_GRACE_SECONDS", default=30)
 
+# --- Logging --------------------------------------------------------------------------
+# Structured request logs (django-structlog: request_started/request_finished with a
+# request_id), rendered through the standard library so that one filter scrubs every
+# record, ours and Django's, before any handler writes it (see meetings/logging.py).
+LOG_FORMAT = env.str("ANTECHAMBER_LOG_FORMAT", default="console")
+if LOG_FORMAT not in {"console", "json"}:
+    raise ImproperlyConfigured(f"ANTECHAMBER_LOG_FORMAT must be console or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"scrub_secrets": {"()": "meetings.logging.ScrubSecrets"}},
+    "formatters": {
+        "structured": {"()": "meetings.logging.structured_formatter", "as_json": LOG_FORMAT == "json"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["scrub_secrets"], "formatter": "structured"}
+    },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
 }
 
@@ -253,3 +351,7 @@ ANTECHAMBER_JOIN_WINDOW_SECONDS = env.int("ANTECHAMBER_JOIN_WINDOW_SECONDS", def
 ANTECHAMBER_JOIN_GRACE_MINUTES = env.int("ANTECHAMBER_JOIN_GRACE_MINUTES", default=60)
 if ANTECHAMBER_JOIN_MEETING_FAILURES < 1 or ANTECHAMBER_JOIN_CLIENT_FAILURES < 1:
     raise ImproperlyConfigured("ANTECHAMBER_JOIN_*_FAILURES must be at least 1.")
+
+DJANGO_STRUCTLOG_CELERY_ENABLED = False
+# SECURITY: the client address is personal data and is not needed to trace a request.
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False

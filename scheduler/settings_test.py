@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-" + "k" * 60)
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "0")
+# The test client speaks plain HTTP; tests of the redirect itself override this.
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
 # pytest-django's live_server and Playwright's sync API share the main thread.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 

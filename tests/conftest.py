@@ -92,6 +92,25 @@ def alice_web_verified(alice) -> Client:
     return client
 
 
+@pytest.fixture(autouse=True)
+def _no_stale_lockouts(settings):
+    """With Redis, django-axes' counters outlive the test database (which is rolled back):
+    clear the fixture users' before and after each test, so one test's lockout cannot
+    leak into the next, or into the next run."""
+    if settings.AXES_HANDLER != "axes.handlers.cache.AxesCacheHandler":
+        yield
+        return
+    from axes.utils import reset
+
+    def clear():
+        for username in ("alice", "bob", "carol", "dave", "admin"):
+            reset(ip="127.0.0.1", username=username)
+
+    clear()
+    yield
+    clear()
+
+
 # --- Real services -----------------------------------------------------------------
 
 

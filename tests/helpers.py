@@ -26,3 +26,23 @@ def booking(**overrides):
 
 def row_counts():
     return (Meeting.objects.count(), AuditEvent.objects.count(), OutboundMessage.objects.count())
+
+
+def totp_now(device) -> str:
+    """The code an authenticator app would show now for this TOTP device."""
+    from django_otp.oath import totp
+
+    code = totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits)
+    return f"{code:0{device.digits}d}"
+
+
+def login_password_step(client, username: str, password: str):
+    """Step one of the sign-in wizard (django-two-factor-auth's LoginView)."""
+    return client.post(
+        "/accounts/login/",
+        {"login_view-current_step": "auth", "auth-username": username, "auth-password": password},
+    )
+
+
+def login_token_step(client, code: str):
+    return client.post("/accounts/login/", {"login_view-current_step": "token", "token-otp_token": code})

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from meetings import services
 from meetings.models import Meeting
 from tests import services as real
+from tests.helpers import totp_now
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -46,12 +48,20 @@ def shoot(page, name: str) -> None:
         page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
 
 
-def sign_in(page, live_server, username: str, password: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/meetings/")
+def sign_in(
+    page, live_server, username: str, password: str, device=None, next_path: str = "/meetings/"
+) -> None:
+    """The two-step sign-in (django-two-factor-auth): password, then the TOTP code if there is a device."""
+    suffix = f"?next={next_path}" if next_path != "/meetings/" else ""
+    page.goto(f"{live_server.url}/accounts/login/{suffix}")
+    page.fill("#id_auth-username", username)
+    page.fill("#id_auth-password", password)
+    page.click("button[type=submit]:has-text('Next')")
+    if device is not None:
+        page.wait_for_selector("#id_token-otp_token")
+        page.fill("#id_token-otp_token", totp_now(device))
+        page.click("button[type=submit]:has-text('Next')")
+    page.wait_for_url(f"{live_server.url}{next_path}")
 
 
 def test_sign_in_book_and_see_the_passcode_once(page, live_server, alice, password):
@@ -151,3 +161,54 @@ def test_host_invites_two_people_and_sees_a_link_redeemed(
     ben_row = page.locator("tr[data-email='ben@example.org'] .redemption").inner_text()
     assert ann_row.startswith("redeemed") and ben_row == "live"
     shoot(page, "invitees")
+
+
+def test_enrol_an_authenticator_then_book_official_sensitive(page, live_server, alice, password):
+    from base64 import b32decode
+
+    from django_otp.oath import totp
+
+    sign_in(page, live_server, "alice", password)
+    page.goto(f"{live_server.url}/meetings/new/?level=official-sensitive")
+    assert "need a second factor" in page.content()
+    page.click("text=sign in with your authenticator app (or set one up)")
+    page.wait_for_url("**/accounts/two_factor/setup/**")
+    page.click("button[type=submit]:has-text('Next')")  # past the welcome step
+    page.wait_for_selector("img[alt='QR Code']")
+    secret = page.inner_text("#totp-secret").strip()
+    assert "otpauth://" not in page.content()
+    shoot(page, "two-factor-enrolment")
+    page.fill("#id_generator-token", f"{totp(b32decode(secret)):06d}")
+    page.click("button[type=submit]:has-text('Next')")
+    page.wait_for_url("**/meetings/new/?level=official-sensitive")
+    assert "need a second factor" not in page.content()
+
+
+def test_staff_read_the_audit_log_in_the_admin(page, live_server, carol, password):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=carol, name="default", confirmed=True)
+    level = services.ClassificationLevel.objects.get(code="official")
+    services.classification_update(level=level, actor=carol, changes={"retention_days": 200})
+    services.api_token_create(user=carol, label="reporting")
+    sign_in(page, live_server, "carol", password, device=device, next_path="/admin/meetings/auditevent/")
+    page.wait_for_selector("#result_list")
+    page.set_viewport_size({"width": 1500, "height": 900})
+    content = page.content()
+    assert "level_changed" in content and "api_token_created" in content and "second_factor_passed" in content
+    shoot(page, "admin-audit-log")
+
+
+def test_api_docs_render_under_the_content_security_policy(page, live_server, alice, password):
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    sign_in(page, live_server, "alice", password)
+    page.goto(f"{live_server.url}/api/docs/")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "Antechamber API" in page.inner_text(".swagger-ui .info .title")
+    assert violations == []

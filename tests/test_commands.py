@@ -3,6 +3,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.http import HttpRequest
 from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +32,8 @@ def test_bootstrap_admin_creates_one_admin_only_on_an_empty_site(django_user_mod
     out = StringIO()
     call_command("bootstrap_admin", stdout=out)
     password = next(line.split()[-1] for line in out.getvalue().splitlines() if "Password:" in line)
-    assert client.login(username="admin", password=password)
+    # django-axes counts attempts per request, so authenticate() needs one.
+    assert client.login(request=HttpRequest(), username="admin", password=password)
     again = StringIO()
     call_command("bootstrap_admin", stdout=again)
     assert "Users exist already" in again.getvalue()

@@ -27,5 +27,6 @@ class Command(BaseCommand):
             f"  Sign in at {options['url']}/accounts/login/\n"
             f"  Username:  {options['username']}\n"
             f"  Password:  {password}\n"
-            f"This password is shown once. Change it in the admin ({options['url']}/admin/).\n{line}"
+            f"This password is shown once. The admin asks you to set up an authenticator app\n"
+            f"(two-factor sign-in) on your first visit to {options['url']}/admin/.\n{line}"
         )

@@ -1,0 +1,124 @@
+"""Logs never hold a secret: join tokens, passcodes, API keys, session cookies."""
+
+import logging
+import re
+import secrets
+
+import pytest
+from django.test import Client
+
+from meetings.audit import verify_chain
+from meetings.logging import SCRUBBED, ScrubSecrets, scrub_text
+from meetings.models import Meeting
+from tests.test_views import form_data
+
+pytestmark = pytest.mark.django_db
+
+
+def formatted(caplog) -> list[str]:
+    return [caplog.handler.format(record) for record in caplog.records]
+
+
+def test_a_booking_rotation_and_token_flow_logs_no_secret(alice_web_verified, caplog):
+    caplog.set_level(logging.DEBUG)  # the root logger, everything
+    secrets_seen: list[str] = []
+
+    booked = alice_web_verified.post("/meetings/new/", form_data("official-sensitive"))
+    assert booked.status_code == 200
+    secrets_seen.append(booked.context["passcode"])
+    meeting = Meeting.objects.get()
+
+    rotated = alice_web_verified.post(f"/meetings/{meeting.display_id}/passcode/")
+    assert rotated.status_code == 200
+    secrets_seen.append(rotated.context["passcode"])
+
+    created = alice_web_verified.post("/accounts/tokens/", {"label": "ci"})
+    assert created.status_code == 200
+    key = created.context["new_key"]
+    secrets_seen.append(key)
+
+    api = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get("/api/v1/meetings/").status_code == 200
+    assert Client(HTTP_AUTHORIZATION=f"Token {key}x").get("/api/v1/meetings/").status_code == 401
+    rotated_api = api.post(f"/api/v1/meetings/{meeting.public_id}/passcode/")
+    assert rotated_api.status_code == 200
+    secrets_seen.append(rotated_api.json()["passcode"])
+
+    # A one-time join link (the pages come with the invitation work): its path is logged.
+    join_token = secrets.token_urlsafe(32)
+    alice_web_verified.get(f"/j/{join_token}/")
+    alice_web_verified.get(f"/join/{join_token}/?passcode={secrets_seen[0]}")
+    secrets_seen.append(join_token)
+
+    session_cookie = alice_web_verified.cookies["sessionid"].value
+    secrets_seen.append(session_cookie)
+    # Something that logs a request with its headers, as an error reporter would.
+    logging.getLogger("django.request").error(
+        "Failed request: Cookie: sessionid=%s; Authorization: Token %s", session_cookie, key
+    )
+
+    lines = formatted(caplog)
+    assert any("request_finished" in line for line in lines), "request logging is on"
+    assert any("/j/" + SCRUBBED in line for line in lines), "the join path was logged, scrubbed"
+    for secret in secrets_seen:
+        for line in lines:
+            assert secret not in line and secret.replace("-", "") not in line, line
+    assert verify_chain().intact
+
+
+def test_request_logs_carry_a_request_id(alice_web_verified, caplog):
+    caplog.set_level(logging.INFO)
+    alice_web_verified.get("/meetings/")
+    events = [
+        r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("event") == "request_finished"
+    ]
+    assert events and re.fullmatch(r"[0-9a-f-]{36}", events[0]["request_id"])
+    assert events[0]["code"] == 200
+
+
+def test_the_scrubbing_filter_is_on_every_root_handler():
+    handlers = logging.getLogger().handlers
+    configured = [h for h in handlers if any(isinstance(f, ScrubSecrets) for f in h.filters)]
+    assert configured, "settings.LOGGING attaches ScrubSecrets to the root handlers"
+
+
+@pytest.mark.parametrize(
+    ("raw", "secret"),
+    [
+        ("GET /j/Zx8Kq2bW9mYtR4vN6pLs0aDfGh1JkL3c/ 200", "Zx8Kq2bW9mYtR4vN6pLs0aDfGh1JkL3c"),
+        ("Not Found: /invite/abcdefghijklmnopqrstuvwxyz0123/", "abcdefghijklmnopqrstuvwxyz0123"),
+        ("Authorization: Token 3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c", "3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"),
+        ("headers={'HTTP_AUTHORIZATION': 'Bearer abcdefgh12345678'}", "abcdefgh12345678"),
+        ('{"meeting_id": "X", "passcode": "tiger-lamp-river-cloud"}', "tiger-lamp-river-cloud"),
+        ("passcode=tiger-lamp-river&display_name=Bob", "tiger-lamp-river"),
+        ("Cookie: sessionid=q1w2e3r4t5y6u7i8; csrftoken=zzz", "q1w2e3r4t5y6u7i8"),
+        ("body key=0123456789abcdef0123", "0123456789abcdef0123"),
+    ],
+)
+def test_scrub_text_removes_each_kind_of_secret(raw, secret):
+    assert secret not in scrub_text(raw)
+    assert SCRUBBED in scrub_text(raw)
+
+
+def test_short_path_segments_and_ordinary_text_are_kept():
+    assert scrub_text("GET /meetings/ABCD-EFGH/ 200") == "GET /meetings/ABCD-EFGH/ 200"
+    assert scrub_text("GET /j/short/") == "GET /j/short/"
+
+
+def test_a_structlog_event_dict_is_scrubbed_in_place():
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, {"request": "GET /j/" + "a" * 30 + "/", "token": "t"}, None, None
+    )
+    ScrubSecrets().filter(record)
+    assert record.msg == {"request": f"GET /j/{SCRUBBED}/", "token": SCRUBBED}
+
+
+def test_a_traceback_is_scrubbed():
+    try:
+        raise ValueError("bad passcode=tiger-lamp-river")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    ScrubSecrets().filter(record)
+    assert "tiger-lamp-river" not in logging.Formatter().format(record)
