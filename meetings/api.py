@@ -13,6 +13,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from meetings import selectors, services
 from meetings.authentication import client_address, has_second_factor, lobby_secret_bind, signed_in_user
+from meetings.join_pages import JOIN_HEADERS
 from meetings.models import ClassificationLevel, Invitation, LobbyEntry, Meeting
 from meetings.serializers import (
     AdmittedCountOutput,
@@ -229,7 +230,6 @@ JOIN_STATUS = {
 }
 # SECURITY: join answers hold a meeting's state; no cache may keep them, and the join
 # page's URL must not leak to any site it links to.
-JOIN_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 def join_denied_status(denied: services.JoinDenied) -> int:

@@ -1,9 +1,5 @@
 """Invitation pages: the host's invitee list, and the participant's one-time link."""
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -16,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from meetings import policy, selectors, services
 from meetings.authentication import has_second_factor, lobby_secret_bind, lobby_secret_for, signed_in_user
-from meetings.csrf import accepts_null_origin
+from meetings.join_pages import join_page
 from meetings.models import Invitation, Meeting
 
 # The invitations this browser session redeemed: the same person can come back.
@@ -38,21 +34,6 @@ GONE_TEXT = {
 }
 
 
-def join_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Headers for pages whose URL holds a one-time token."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        # SECURITY: the token must not leak through Referer, caches or search engines.
-        response["Referrer-Policy"] = "no-referrer"
-        response["Cache-Control"] = "no-store"
-        response["X-Robots-Tag"] = "noindex, nofollow"
-        return response
-
-    return wrapped
-
-
 def _bound(request: HttpRequest) -> list[int]:
     return list(request.session.get(SESSION_KEY, []))
 
@@ -67,7 +48,6 @@ def _gone(request: HttpRequest, state: policy.LinkState, meeting: Meeting) -> Ht
     )
 
 
-@accepts_null_origin
 @join_page
 @require_http_methods(["GET", "HEAD", "POST"])
 def link(request: HttpRequest, token: str) -> HttpResponse:

@@ -1,7 +1,6 @@
 """Pages for hosts. Views parse, call one service, render."""
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,7 +16,7 @@ from django_otp import user_has_device
 from two_factor.views import SetupView
 
 from meetings import policy, selectors, services
-from meetings.api import JOIN_HEADERS, join_denied_status
+from meetings.api import join_denied_status
 from meetings.authentication import (
     client_address,
     has_second_factor,
@@ -26,6 +25,7 @@ from meetings.authentication import (
     signed_in_user,
 )
 from meetings.forms import ApiTokenForm, BookingForm, JoinForm
+from meetings.join_pages import join_page
 from meetings.models import LobbyEntry, Meeting
 
 
@@ -246,39 +246,7 @@ def meeting_lifecycle(request: HttpRequest, meeting_id: str, action: str) -> Htt
 # --- Participants ---------------------------------------------------------------------
 
 
-def join_headers(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Join pages: never cached, and never named to another site in a Referer."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        for name, value in JOIN_HEADERS.items():
-            response[name] = value
-        return response
-
-    return wrapped
-
-
-def join_form_headers(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """The join form's page: never cached; no Referer to any other origin.
-
-    Not `no-referrer`: under it browsers send `Origin: null` and no Referer with the
-    form's POST, which Django's CSRF check rightly refuses (over HTTPS it demands one of
-    the two). `same-origin` still names this page to no other site; the URL holds no
-    secret anyway (the passcode travels only in the POST body).
-    """
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        response["Cache-Control"] = "no-store"
-        response["Referrer-Policy"] = "same-origin"
-        return response
-
-    return wrapped
-
-
-@join_form_headers
+@join_page
 def join(request: HttpRequest) -> HttpResponse:
     form = JoinForm(request.POST or None, initial={"display_name": _default_name(request)})
     status = 200
@@ -334,7 +302,7 @@ def _entry_state(entry: LobbyEntry) -> dict[str, Any]:
     }
 
 
-@join_headers
+@join_page
 @require_GET
 def join_waiting(request: HttpRequest, entry_id: int) -> HttpResponse:
     entry = _my_entry(request, entry_id)
@@ -345,13 +313,13 @@ def join_waiting(request: HttpRequest, entry_id: int) -> HttpResponse:
     )
 
 
-@join_headers
+@join_page
 @require_GET
 def join_status(request: HttpRequest, entry_id: int) -> HttpResponse:
     return JsonResponse(_entry_state(_my_entry(request, entry_id)))
 
 
-@join_headers
+@join_page
 @require_GET
 def join_room(request: HttpRequest, entry_id: int) -> HttpResponse:
     entry = _my_entry(request, entry_id)

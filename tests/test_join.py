@@ -161,8 +161,7 @@ def test_rotating_the_passcode_unlocks_the_meeting(alice_api, settings):
 def test_join_page_headers_and_no_passcode_echo(alice_api, client):
     meeting_id, passcode = book(alice_api)
     form = client.get("/join/")
-    # same-origin, not no-referrer: see views.join_form_headers (the form's POST needs an Origin).
-    assert form["Referrer-Policy"] == "same-origin" and "no-store" in form["Cache-Control"]
+    assert form["Referrer-Policy"] == "no-referrer" and "no-store" in form["Cache-Control"]
     wrong = client.post("/join/", join_data(meeting_id, wrong_passcode(passcode)))
     assert wrong.status_code == 403
     assert "Unknown meeting ID or wrong passcode." in wrong.content.decode()
