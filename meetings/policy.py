@@ -277,3 +277,12 @@ def passcode_join_refusal(
 def meeting_over(*, ended_at: datetime | None, ends_at: datetime, grace_minutes: int, now: datetime) -> bool:
     """A meeting takes no joiners once the host ended it or well after its scheduled end."""
     return ended_at is not None or now >= ends_at + timedelta(minutes=grace_minutes)
+
+
+# --- Retention -----------------------------------------------------------------------
+
+
+def retention_cutoff(*, retention_days: int, now: datetime) -> datetime:
+    """Meetings that ended (by schedule and, if ended early or late, in fact) before this
+    instant are past their level's retention: their records go, the audit stays."""
+    return now - timedelta(days=retention_days)

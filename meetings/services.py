@@ -1201,3 +1201,43 @@ def invitation_enter_lobby(*, invitation: Invitation, user: User | None, display
         user=user,
         invitation=invitation,
     )
+
+
+# --- Retention --------------------------------------------------------------------------
+
+
+def retention_purge(*, now: datetime | None = None) -> int:
+    """Delete meetings (with their invitations, links, waiting-room entries and messages)
+    that ended more than their level's `retention_days` ago. The audit log stays, and
+    says what went. Returns the number of meetings deleted."""
+    now = now or timezone.now()
+    purged = 0
+    for level in ClassificationLevel.objects.all():
+        cutoff = policy.retention_cutoff(retention_days=level.retention_days, now=now)
+        expired = Meeting.objects.filter(classification=level, ends_at__lt=cutoff).exclude(
+            ended_at__gte=cutoff
+        )
+        for meeting_id in expired.values_list("pk", flat=True).order_by("pk")[:1000]:
+            with transaction.atomic():
+                meeting = Meeting.objects.select_for_update().filter(pk=meeting_id).first()
+                if meeting is None:
+                    continue
+                counts = {
+                    "invitations": meeting.invitations.count(),
+                    "join_links": JoinLink.objects.filter(invitation__meeting=meeting).count(),
+                    "lobby_entries": meeting.lobby_entries.count(),
+                    "messages": meeting.messages.count(),
+                }
+                audit_record(
+                    action="retention_purged",
+                    meeting=meeting,
+                    subject=level.code,
+                    detail={
+                        **counts,
+                        "ended": meeting.ends_at.isoformat(),
+                        "retention_days": level.retention_days,
+                    },
+                )
+                meeting.delete()
+                purged += 1
+    return purged

@@ -19,3 +19,9 @@ def outbox_flush() -> int:
     for message_id in due:
         outbox_send.delay(message_id)
     return len(due)
+
+
+@shared_task(ignore_result=True)
+def retention_purge() -> int:
+    """Periodic (celery beat, daily): drop records past their level's retention."""
+    return services.retention_purge()

@@ -236,6 +236,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "meetings.tasks.outbox_flush",
         "schedule": timedelta(seconds=env.int("ANTECHAMBER_OUTBOX_FLUSH_SECONDS", default=30)),
     },
+    "retention-purge": {"task": "meetings.tasks.retention_purge", "schedule": timedelta(hours=24)},
 }
 
 REST_FRAMEWORK = {

@@ -122,3 +122,49 @@ def test_a_traceback_is_scrubbed():
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
     ScrubSecrets().filter(record)
     assert "tiger-lamp-river" not in logging.Formatter().format(record)
+
+
+def test_the_invitation_and_join_flow_logs_no_token_passcode_or_key(alice, caplog):
+    """The whole participant path, with every logger at DEBUG: no secret in any line."""
+    from rest_framework.test import APIClient
+
+    from meetings import services
+    from meetings.models import OutboundMessage
+    from tests.helpers import booking
+    from tests.test_invitations import LINK_RE
+
+    caplog.set_level(logging.DEBUG)
+    _token, key = services.api_token_create(user=alice, label="flow")
+    host = APIClient()
+    host.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    booked = host.post(
+        "/api/v1/meetings/", booking(invitees=["ann@example.org"], dial_in=True), format="json"
+    ).json()
+    meeting = Meeting.objects.get(public_id=booked["id"].replace("-", ""))
+    [join_token] = LINK_RE.findall(OutboundMessage.objects.get(kind="invitation").body_text)
+
+    # The invitee: scanners fetch, the person confirms, a stranger gets 410.
+    ann = Client()
+    assert ann.get(f"/j/{join_token}/").status_code == 200
+    assert ann.post(f"/j/{join_token}/", follow=True).status_code == 200
+    assert Client().get(f"/j/{join_token}/").status_code == 410
+    # Passcode joins, wrong then right, over the API and the form.
+    wrong = booked["passcode"][:-1] + ("0" if booked["passcode"][-1] != "0" else "1")
+    joiner = APIClient()
+    body = {"meeting_id": booked["id"], "passcode": wrong, "display_name": "Guest"}
+    assert joiner.post("/api/v1/join/", body, format="json").status_code == 403
+    body["passcode"] = booked["passcode"]
+    assert joiner.post("/api/v1/join/", body, format="json").status_code == 201
+    form = Client().post("/join/", {**body, "passcode": wrong})
+    assert form.status_code == 403
+    # The host admits everyone.
+    assert host.get(f"/api/v1/meetings/{booked['id']}/lobby/").status_code == 200
+    for entry in host.get(f"/api/v1/meetings/{booked['id']}/lobby/").json():
+        host.post(f"/api/v1/meetings/{booked['id']}/lobby/{entry['id']}/admit/")
+
+    lines = formatted(caplog)
+    assert any(join_token[:6] not in line and "/j/" in line for line in lines), "the link path was logged"
+    secrets_seen = [join_token, booked["passcode"], wrong, key, meeting.dial_in_code]
+    for secret in secrets_seen:
+        for line in lines:
+            assert secret not in line and secret.replace("-", "") not in line, line
