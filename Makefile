@@ -51,7 +51,7 @@ beat: $(STAMP)
 
 # Screenshots of the main pages into docs/screenshots/ (drives the browser test).
 screenshots: $(STAMP) /usr/bin/chromium
-	ANTECHAMBER_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -q tests/test_browser.py
+	ANTECHAMBER_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -q -m browser
 
 clean:
 	rm -rf $(VENV) var
