@@ -11,6 +11,7 @@ from rest_framework import serializers
 from meetings import policy
 from meetings.credentials import normalize_meeting_id
 from meetings.models import ClassificationLevel, LobbyEntry, Meeting
+from meetings.services import LEVEL_CHANGEABLE
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -146,23 +147,7 @@ class PasscodeOutput(serializers.Serializer):
     passcode = serializers.CharField(help_text="Shown once; only a hash is stored.")
 
 
-LEVEL_FIELDS = [
-    "code",
-    "name",
-    "rank",
-    "bookable",
-    "allow_cloud_recording",
-    "allow_dial_in",
-    "require_waiting_room",
-    "allow_guests",
-    "allow_passcode_join",
-    "require_host_mfa",
-    "require_participant_mfa",
-    "max_link_lifetime_hours",
-    "allowed_invitee_domains",
-    "min_passcode_bits",
-    "retention_days",
-]
+LEVEL_FIELDS = ["code", *LEVEL_CHANGEABLE]
 
 
 class LevelOutput(serializers.ModelSerializer):

@@ -154,8 +154,8 @@ def celery_worker_process(django_db_setup, django_db_blocker, smtp_server):
         "EMAIL_HOST": controller.hostname,
         "EMAIL_PORT": str(controller.port),
     }
-    worker = real.Worker(env)
-    worker.start()
+    worker = real.celery("worker", env, f"test-{os.getpid()}")
+    worker.start(ready=b"ready.")
     yield worker
     worker.stop()
 

@@ -104,59 +104,6 @@ def database_url_for_test_db() -> str:
     raise RuntimeError("a worker process can only share a file or server database")
 
 
-class Worker:
-    """A real `celery worker` process against the test database and the test SMTP server."""
-
-    def __init__(self, env: dict[str, str], concurrency: int = 2) -> None:
-        self.log_path = ROOT / "var" / f"test-worker-{os.getpid()}.log"
-        self.log_path.parent.mkdir(exist_ok=True)
-        self.env = env
-        self.concurrency = concurrency
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "scheduler",
-                "worker",
-                "--loglevel=INFO",
-                "--pool=prefork",
-                f"--concurrency={self.concurrency}",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"test-{os.getpid()}@%h",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_until(
-            lambda: b"ready." in self.log_path.read_bytes() or self.process.poll() is not None,
-            timeout=60,
-            what="the Celery worker to be ready",
-        )
-        if self.process.poll() is not None:
-            raise RuntimeError("Celery worker died:\n" + self.log_path.read_text()[-3000:])
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-
 def chromium_available() -> bool:
     return Path(CHROMIUM).exists() or shutil.which("chromium") is not None
 
