@@ -28,6 +28,11 @@ _SECRET_NAME_RE = re.compile(rf"^{_SECRET_NAME}$", re.IGNORECASE)
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # A one-time join token in a path: /j/<token>/, /join/<token>/, /invite/<token>/.
     (re.compile(r"(/(?:j|join|invite)/)([^/\s?#\"'<>]{21,})"), rf"\1{SCRUBBED}"),
+    # The same, URL-encoded inside a query string (?next=%2Fj%2F<token>%2F).
+    (
+        re.compile(r"(%2F(?:j|join|invite)%2F)((?:(?!%2F)[^/\s?#&\"'<>]){21,})", re.IGNORECASE),
+        rf"\1{SCRUBBED}",
+    ),
     # Authorization: Token <key> / Bearer <key> / Basic <credentials>.
     (re.compile(r"\b(Token|Bearer|Basic)(\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1\2{SCRUBBED}"),
     # JSON members and Python reprs: "passcode": "abc", 'token': 'abc'.

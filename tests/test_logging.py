@@ -168,3 +168,16 @@ def test_the_invitation_and_join_flow_logs_no_token_passcode_or_key(alice, caplo
     for secret in secrets_seen:
         for line in lines:
             assert secret not in line and secret.replace("-", "") not in line, line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "GET /accounts/login/?next=/j/{t}/ 200",
+        "GET /accounts/login/?next=%2Fj%2F{t}%2F 200",
+        "Gone: /j/{t}/",
+    ],
+)
+def test_join_tokens_are_scrubbed_plain_and_url_encoded(line):
+    token = secrets.token_urlsafe(32)
+    assert token not in scrub_text(line.format(t=token))
