@@ -42,12 +42,24 @@ LABELS = {
 }
 
 
-def level_tightened(*, meeting: Meeting, changes: Sequence[policy.Change]) -> Message:
+def level_tightened(
+    *,
+    meeting: Meeting,
+    changes: Sequence[policy.Change],
+    revoked_invitees: Sequence[str] = (),
+    weak_passcode: bool = False,
+) -> Message:
     rows = [
         {"label": LABELS.get(c.field, c.field), "new": "on" if c.new else "off", "reason": c.reason}
         for c in changes
     ]
-    text, html = _render("level_tightened", {"meeting": meeting, "changes": rows})
+    context = {
+        "meeting": meeting,
+        "changes": rows,
+        "revoked_invitees": revoked_invitees,
+        "weak_passcode": weak_passcode,
+    }
+    text, html = _render("level_tightened", context)
     return Message(
         subject=f"[{meeting.classification.name}] Policy changed your meeting: {meeting.title}",
         text=text,

@@ -251,6 +251,7 @@ def passcode_join_refusal(
     cancelled: bool,
     ended: bool,
     locked: bool,
+    passcode_bits: int,
 ) -> JoinRefusal | None:
     """Why someone who typed the right passcode still may not enter (None: they may wait).
 
@@ -271,6 +272,12 @@ def passcode_join_refusal(
         return JoinRefusal("sign_in", f"Sign in to join {level.name} meetings; guests are not allowed.")
     if locked:
         return JoinRefusal("locked", "The host has locked this meeting: no one new can join.")
+    if passcode_bits < required_passcode_bits(level):
+        # The level was tightened after this passcode was made: it is too weak now.
+        return JoinRefusal(
+            "weak_passcode",
+            f"This passcode is weaker than {level.name} meetings now need. Ask the host for a new one.",
+        )
     return None
 
 

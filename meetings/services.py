@@ -269,7 +269,14 @@ def meeting_update(
             dial_in=merged["dial_in"],
             waiting_room=merged["waiting_room"],
         )
-        violations = policy.check_meeting(level, options, host_has_second_factor=host_has_second_factor)
+        violations = policy.check_meeting(
+            level,
+            options,
+            host_has_second_factor=host_has_second_factor,
+            invitees=[inv.email for inv in _active_invitations(meeting)]
+            if level != meeting.classification
+            else (),
+        )
         violations += _schedule_violations(
             starts_at=merged["starts_at"],
             duration_minutes=merged["duration_minutes"],
@@ -405,15 +412,23 @@ def classification_update(
         affected = (
             Meeting.objects.select_for_update()
             .select_related("host")
-            .filter(classification=level, status=Meeting.Status.SCHEDULED, ends_at__gt=now)
+            .filter(classification=level, status=Meeting.Status.SCHEDULED, ends_at__gt=now, ended_at=None)
             .order_by("id")
         )
         for meeting in affected:
             meeting.classification = level
             changes_made = policy.enforce_level(level, _options(meeting))
-            if not changes_made:
+            refused_emails = [
+                inv.email
+                for inv in _active_invitations(meeting)
+                if policy.invitee_violations(level, [inv.email])
+            ]
+            weak_passcode = meeting.passcode_bits < policy.required_passcode_bits(level)
+            if not (changes_made or refused_emails or weak_passcode):
                 continue
             touched += 1
+            if refused_emails:
+                _revoke_by_policy(meeting=meeting, actor=actor, emails_to_revoke=refused_emails, now=now)
             for change in changes_made:
                 setattr(meeting, change.field, change.new)
                 audit_record(
@@ -436,11 +451,40 @@ def classification_update(
             meeting.save()
             if invitees_affected:
                 _notify_invitees_of_change(meeting=meeting, now=now)
-            message = emails.level_tightened(meeting=meeting, changes=changes_made)
+            message = emails.level_tightened(
+                meeting=meeting,
+                changes=changes_made,
+                revoked_invitees=refused_emails,
+                weak_passcode=weak_passcode,
+            )
             outbox_enqueue(
                 message=message, kind="level_tightened", to_email=meeting.host.email, meeting=meeting
             )
     return level, touched
+
+
+def _revoke_by_policy(*, meeting: Meeting, actor: User, emails_to_revoke: list[str], now: datetime) -> None:
+    """A tightened level no longer admits these invitees: their invitations and links die."""
+    invitations = list(
+        Invitation.objects.filter(meeting=meeting, email__in=emails_to_revoke, revoked_at=None)
+    )
+    Invitation.objects.filter(pk__in=[i.pk for i in invitations]).update(revoked_at=now)
+    JoinLink.objects.filter(
+        invitation__in=invitations, redeemed_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REVOKED)
+    _notify_invitees_of_cancellation(
+        meeting=meeting,
+        invitations=invitations,
+        reason=f"Your invitation was withdrawn: {meeting.classification.name} meetings no longer admit your address.",
+    )
+    for invitation in invitations:
+        audit_record(
+            action="invitation_revoked_by_policy",
+            actor=actor,
+            meeting=meeting,
+            subject=invitation.email,
+            detail={"level": meeting.classification.code},
+        )
 
 
 def api_token_create(*, user: User, label: str = "", created_by: User | None = None) -> tuple[ApiToken, str]:
@@ -978,6 +1022,7 @@ def passcode_join(
             now=now,
         ),
         locked=meeting.is_locked,
+        passcode_bits=meeting.passcode_bits,
     )
     if refusal is not None:
         raise JoinDenied(refusal.code, refusal.message)

@@ -55,3 +55,59 @@ def test_tightening_skips_cancelled_meetings(alice_api, carol_api, tasks_run):
     carol_api.patch("/api/v1/classifications/official/", {"allow_dial_in": False}, format="json")
     assert not AuditEvent.objects.filter(action="meeting_option_enforced").exists()
     assert ClassificationLevel.objects.get(code="official").allow_dial_in is False
+
+
+def test_narrowing_invitee_domains_withdraws_invitations_outside_them(alice_api, carol_api, tasks_run):
+    from meetings.models import Invitation, JoinLink
+
+    mailbox = tasks_run
+    booked = alice_api.post(
+        "/api/v1/meetings/", booking(invitees=["in@example.gov", "out@gmail.com"]), format="json"
+    ).json()
+    mailbox.wait_for(2)
+    response = carol_api.patch(
+        "/api/v1/classifications/official/", {"allowed_invitee_domains": ["example.gov"]}, format="json"
+    )
+    assert response.status_code == 200
+    out = Invitation.objects.get(email="out@gmail.com")
+    assert out.revoked_at is not None
+    assert Invitation.objects.get(email="in@example.gov").revoked_at is None
+    assert not JoinLink.objects.filter(invitation=out, revoked_at__isnull=True).exists()
+    assert (
+        AuditEvent.objects.filter(action="invitation_revoked_by_policy", subject="out@gmail.com").count() == 1
+    )
+    messages = mailbox.wait_for(4)[2:]
+    by_recipient = {m["To"]: m for m in messages}
+    assert set(by_recipient) == {"out@gmail.com", "alice@example.org"}
+    assert "METHOD:CANCEL" in by_recipient["out@gmail.com"].as_string()
+    host_text = by_recipient["alice@example.org"].get_body(("plain",)).get_content()
+    assert "out@gmail.com" in host_text and booked["id"] in host_text
+
+
+def test_a_level_change_is_refused_while_invitees_fall_outside_the_new_levels_domains(alice_api, carol_api):
+    carol_api.patch(
+        "/api/v1/classifications/secret/", {"allowed_invitee_domains": ["example.gov"]}, format="json"
+    )
+    booked = alice_api.post("/api/v1/meetings/", booking(invitees=["out@gmail.com"]), format="json").json()
+    response = alice_api.patch(
+        f"/api/v1/meetings/{booked['id']}/", {"classification": "secret"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "out@gmail.com" in response.json()["invitees"][0]
+    assert Meeting.objects.get(public_id=booked["id"].replace("-", "")).classification.code == "official"
+
+
+def test_raising_the_passcode_minimum_stops_passcode_joins_until_rotation(alice_api, carol_api, tasks_run):
+    mailbox = tasks_run
+    booked = alice_api.post("/api/v1/meetings/", booking(), format="json").json()
+    carol_api.patch("/api/v1/classifications/official/", {"min_passcode_bits": 100}, format="json")
+    host_mail = mailbox.wait_for(1)[0].get_body(("plain",)).get_content()
+    assert "rotate" in host_mail
+    from rest_framework.test import APIClient
+
+    join = {"meeting_id": booked["id"], "passcode": booked["passcode"], "display_name": "Guest"}
+    refused = APIClient().post("/api/v1/join/", join, format="json")
+    assert refused.status_code == 403 and "weaker" in refused.json()["detail"]
+    new = alice_api.post(f"/api/v1/meetings/{booked['id']}/passcode/").json()["passcode"]
+    assert len(new.replace("-", "")) * 5 >= 100
+    assert APIClient().post("/api/v1/join/", {**join, "passcode": new}, format="json").status_code == 201
