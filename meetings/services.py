@@ -1144,7 +1144,7 @@ def meeting_lock(*, meeting: Meeting, actor: User) -> Meeting:
     now = timezone.now()
     with transaction.atomic():
         won = _open(meeting).filter(locked_at=None).update(locked_at=now, updated_at=now)
-        return _lifecycle(
+        meeting = _lifecycle(
             meeting=meeting,
             actor=actor,
             action="meeting_locked",
@@ -1160,7 +1160,7 @@ def meeting_unlock(*, meeting: Meeting, actor: User) -> Meeting:
     now = timezone.now()
     with transaction.atomic():
         won = _open(meeting).exclude(locked_at=None).update(locked_at=None, updated_at=now)
-        return _lifecycle(
+        meeting = _lifecycle(
             meeting=meeting,
             actor=actor,
             action="meeting_unlocked",

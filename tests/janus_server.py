@@ -1,5 +1,6 @@
 """A real Janus process for the tests, started from the configuration in tests/janus/."""
 
+import contextlib
 import secrets
 import shutil
 import socket
@@ -75,3 +76,52 @@ def start_janus(
     if process.process is None or process.process.poll() is not None:
         raise RuntimeError("Janus died:\n" + process.log_path.read_text()[-3000:])
     return JanusServer(url=f"http://{ip}:{port}/janus", admin_key=admin_key, workdir=workdir, process=process)
+
+
+class JanusParticipant:
+    """Talks to Janus's HTTP API as a browser would (no WebRTC): one session, one handle."""
+
+    def __init__(self, url: str) -> None:
+        import requests
+
+        self.url = url
+        self.http = requests.Session()
+        self.session_id = self._post("", {"janus": "create"})["data"]["id"]
+        self.handle_id = self._post(
+            f"/{self.session_id}", {"janus": "attach", "plugin": "janus.plugin.videoroom"}
+        )["data"]["id"]
+
+    def _post(self, path: str, payload: dict) -> dict:
+        payload = {**payload, "transaction": secrets.token_hex(8)}
+        answer = self.http.post(f"{self.url}{path}", json=payload, timeout=10).json()
+        assert answer["janus"] in ("success", "ack"), answer
+        return answer
+
+    def request(self, body: dict) -> dict:
+        """A synchronous VideoRoom request: returns plugindata.data (error_code included)."""
+        answer = self._post(f"/{self.session_id}/{self.handle_id}", {"janus": "message", "body": body})
+        return answer["plugindata"]["data"]
+
+    def message(self, body: dict) -> dict:
+        """An asynchronous one (join, configure): returns the plugin's event for it."""
+        transaction = secrets.token_hex(8)
+        answer = self.http.post(
+            f"{self.url}/{self.session_id}/{self.handle_id}",
+            json={"janus": "message", "body": body, "transaction": transaction},
+            timeout=10,
+        ).json()
+        if answer["janus"] == "success":  # some "asynchronous" requests answer at once
+            return answer["plugindata"]["data"]
+        assert answer["janus"] == "ack", answer
+        for _ in range(40):
+            events = self.http.get(f"{self.url}/{self.session_id}?maxev=5", timeout=40).json()
+            for event in events if isinstance(events, list) else [events]:
+                if event.get("transaction") == transaction and event.get("janus") == "event":
+                    return event["plugindata"]["data"]
+        raise AssertionError(f"no answer from Janus to {body['request']}")
+
+    def close(self) -> None:
+        # The session may already be gone with its room.
+        with contextlib.suppress(Exception):
+            self._post(f"/{self.session_id}", {"janus": "destroy"})
+        self.http.close()
