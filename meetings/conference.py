@@ -70,6 +70,8 @@ class ConferenceBackend(Protocol):
 
     def participants(self, room: Room) -> set[int]: ...
 
+    def stop_recording(self, room: Room) -> None: ...
+
     def end_room(self, room: Room) -> None: ...
 
 
@@ -89,6 +91,9 @@ class NullBackend:
 
     def participants(self, room: Room) -> set[int]:
         return set()
+
+    def stop_recording(self, room: Room) -> None:
+        return None
 
     def end_room(self, room: Room) -> None:
         return None
@@ -184,6 +189,12 @@ class JanusBackend:
     def participants(self, room: Room) -> set[int]:
         data = self._videoroom({"request": "listparticipants", "room": room.number, "secret": room.secret})
         return {int(p["id"]) for p in data.get("participants", [])}
+
+    def stop_recording(self, room: Room) -> None:
+        """A tightened level or a host's change: recording stops (never starts) mid-meeting."""
+        self._videoroom(
+            {"request": "enable_recording", "secret": room.secret, "room": room.number, "record": False}
+        )
 
     def end_room(self, room: Room) -> None:
         try:

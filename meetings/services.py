@@ -310,6 +310,7 @@ def meeting_update(
         )
         if INVITEE_VISIBLE & set(diff):
             _notify_invitees_of_change(meeting=meeting, now=now)
+        _conference_sync_on_commit(meeting.pk)
         if "classification" in diff:
             audit_record(
                 action="meeting_level_changed",
@@ -438,6 +439,8 @@ def classification_update(
             meeting.save()
             if invitees_affected:
                 _notify_invitees_of_change(meeting=meeting, now=now)
+            # A recording media room stops recording once the level forbids it.
+            _conference_sync_on_commit(meeting.pk)
             message = emails.level_tightened(meeting=meeting, changes=changes_made)
             outbox_enqueue(
                 message=message, kind="level_tightened", to_email=meeting.host.email, meeting=meeting
@@ -1314,6 +1317,10 @@ def conference_sync(*, meeting_id: int) -> None:
                 subject=meeting.title,
                 detail={"record": room.record},
             )
+    if room.record and not policy.conference_recording(meeting.classification, meeting.cloud_recording):
+        backend.stop_recording(spec)
+        if ConferenceRoom.objects.filter(pk=room.pk, record=True).update(record=False) == 1:
+            audit_record(action="conference_recording_stopped", meeting=meeting, subject=meeting.title)
     entries = list(
         LobbyEntry.objects.filter(meeting=meeting)
         .exclude(media_token="")

@@ -255,3 +255,16 @@ def test_room_page_hands_the_token_in_the_body_never_the_secret(janus, alice, cl
     assert entered.entry.media_token not in url
     assert response["Cache-Control"].startswith("max-age=0") or "no-store" in response["Cache-Control"]
     assert "end-to-end encrypted" not in body.replace("not end-to-end encrypted", "")
+
+
+def test_tightening_the_level_stops_a_recording_room(janus, alice, carol):
+    meeting, room = started_meeting(alice, "official", cloud_recording=True)
+    room.refresh_from_db()
+    assert room.record is True
+    assert listed_room(janus, room)["record"] is True
+
+    level = ClassificationLevel.objects.get(code="official")
+    services.classification_update(level=level, actor=carol, changes={"allow_cloud_recording": False})
+    room.refresh_from_db()
+    assert room.record is False
+    assert listed_room(janus, room)["record"] is False
