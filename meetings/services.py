@@ -1283,44 +1283,55 @@ def conference_room_spec(room: ConferenceRoom) -> conference.Room:
 def conference_sync(*, meeting_id: int) -> None:
     """Make the media room match the database: the database is the truth.
 
-    Idempotent, so it is safe to run after every decision, twice at once, or
-    periodically. Creates the room once the meeting has started, destroys it once the
-    meeting has ended or been cancelled; in between, the allowed list holds the tokens
-    of admitted people (see policy.conference_feeds_allowed), every other token this
-    room ever had is removed, and anyone in the room under a publisher ID that is not
-    allowed is kicked. Must not be called inside a transaction that holds row locks:
-    it talks to the media server.
+    Idempotent, so it is safe to run after every decision or periodically. Creates the
+    room once the meeting has started, destroys it once the meeting has ended or been
+    cancelled; in between, the allowed list holds the tokens of admitted people (see
+    policy.conference_feeds_allowed), every other token this room ever had is removed,
+    and anyone in the room under a publisher ID that is not allowed is kicked.
+
+    SECURITY: runs holding the room row FOR UPDATE (on PostgreSQL), so two syncs of one
+    meeting run one after the other and each reads the entries after the other's
+    writes: a slow sync cannot put back a token that a later removal took away. Audit
+    rows are written last, so the audit chain's lock is not held across calls to the
+    media server. Call it outside any other transaction (after commit).
     """
     backend = conference.backend()
     if not backend.configured:
         return
-    room = (
-        ConferenceRoom.objects.select_related("meeting__classification").filter(meeting_id=meeting_id).first()
-    )
-    if room is None or room.closed_at is not None:
-        return
+    with transaction.atomic():
+        room = (
+            ConferenceRoom.objects.select_for_update(of=("self",))
+            .select_related("meeting__classification")
+            .filter(meeting_id=meeting_id)
+            .first()
+        )
+        if room is None or room.closed_at is not None:
+            return
+        for action, detail in _conference_sync_locked(backend, room):
+            audit_record(action=action, meeting=room.meeting, subject=room.meeting.title, detail=detail)
+
+
+def _conference_sync_locked(
+    backend: conference.ConferenceBackend, room: ConferenceRoom
+) -> list[tuple[str, dict[str, Any]]]:
+    """conference_sync's work; returns the audit events to record."""
     meeting = room.meeting
     spec = conference_room_spec(room)
     now = timezone.now()
+    events: list[tuple[str, dict[str, Any]]] = []
     if meeting.is_ended or meeting.is_cancelled:
         backend.end_room(spec)
-        if ConferenceRoom.objects.filter(pk=room.pk, closed_at=None).update(closed_at=now) == 1:
-            audit_record(action="conference_room_destroyed", meeting=meeting, subject=meeting.title)
-        return
+        ConferenceRoom.objects.filter(pk=room.pk).update(closed_at=now)
+        return [("conference_room_destroyed", {})]
     if room.opened_at is None:
         backend.create_room(spec)
         backend.admit_participant(spec, room.host_token)
-        if ConferenceRoom.objects.filter(pk=room.pk, opened_at=None).update(opened_at=now) == 1:
-            audit_record(
-                action="conference_room_created",
-                meeting=meeting,
-                subject=meeting.title,
-                detail={"record": room.record},
-            )
+        ConferenceRoom.objects.filter(pk=room.pk).update(opened_at=now)
+        events.append(("conference_room_created", {"record": room.record}))
     if room.record and not policy.conference_recording(meeting.classification, meeting.cloud_recording):
         backend.stop_recording(spec)
-        if ConferenceRoom.objects.filter(pk=room.pk, record=True).update(record=False) == 1:
-            audit_record(action="conference_recording_stopped", meeting=meeting, subject=meeting.title)
+        ConferenceRoom.objects.filter(pk=room.pk).update(record=False)
+        events.append(("conference_recording_stopped", {}))
     entries = list(
         LobbyEntry.objects.filter(meeting=meeting)
         .exclude(media_token="")
@@ -1343,6 +1354,7 @@ def conference_sync(*, meeting_id: int) -> None:
     known = allowed | {feed for _s, _t, feed in entries if feed is not None}
     for feed in present - known:
         backend.remove_participant(spec, "", feed)
+    return events
 
 
 def conference_rooms_open() -> list[int]:
