@@ -29,7 +29,13 @@ run: $(STAMP)
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "Install Chromium (apt-get install chromium) to run the browser tests; they are skipped without it."; fi
 
-test: $(STAMP) /usr/bin/chromium
+# Janus and its browser library for the media tests (Debian's packages), when root.
+JANUS_FILES := /usr/bin/janus /usr/share/javascript/janus-gateway/janus.js /usr/share/javascript/webrtc-adapter/adapter.js
+$(JANUS_FILES):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq janus libjs-janus-gateway libjs-webrtc-adapter >/dev/null; \
+	else echo "Install janus libjs-janus-gateway libjs-webrtc-adapter to run the media tests; they are skipped without it."; fi
+
+test: $(STAMP) /usr/bin/chromium $(JANUS_FILES)
 	mkdir -p var
 	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status

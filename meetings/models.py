@@ -171,6 +171,13 @@ class LobbyEntry(models.Model):
     secret_digest = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # Media: minted at admission. SECURITY: stored as the media server needs it (it is
+    # put on the room's allowed list), rendered only into this person's own room page,
+    # and kept after they leave so that every sync can take it off the list again.
+    media_token = models.CharField(max_length=64, blank=True)
+    # The publisher ID this person joins the media room under; anyone in the room under
+    # another ID is kicked.
+    media_feed_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -180,6 +187,35 @@ class LobbyEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.display_name} ({self.status})"
+
+
+class ConferenceRoom(models.Model):
+    """The media room of a started meeting, created and controlled only by Antechamber.
+
+    SECURITY: `secret` controls the room on the media server (allowed list, kick,
+    recording, destroy) and never leaves the server. `pin` is needed to join; it goes
+    only to admitted people's room pages, alongside each one's own token.
+    """
+
+    meeting = models.OneToOneField(Meeting, on_delete=models.CASCADE, related_name="conference_room")
+    number = models.BigIntegerField(unique=True)
+    secret = models.CharField(max_length=64)
+    pin = models.CharField(max_length=64)
+    # Decided by policy.conference_recording when the room is made; the media server
+    # refuses any later change without the secret (lock_record).
+    record = models.BooleanField(default=False)
+    host_token = models.CharField(max_length=64)
+    host_feed_id = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When the media server confirmed the room, and when it was destroyed.
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"room for meeting {self.meeting_id}"
 
 
 class ApiToken(models.Model):

@@ -293,3 +293,22 @@ def retention_cutoff(*, retention_days: int, now: datetime) -> datetime:
     """Meetings that ended (by schedule and, if ended early or late, in fact) before this
     instant are past their level's retention: their records go, the audit stays."""
     return now - timedelta(days=retention_days)
+
+
+def conference_recording(level: Level, meeting_cloud_recording: bool) -> bool:
+    """Whether the media server may record this meeting's room.
+
+    Both must say yes: the level allows cloud recording and the host turned it on. The
+    room is created with this value and recording locked, so no participant can start it.
+    """
+    return level.allow_cloud_recording and meeting_cloud_recording
+
+
+def conference_feeds_allowed(*, locked: bool, admitted: set[int], present: set[int], host: int) -> set[int]:
+    """Which publisher IDs may hold a token in the media room now.
+
+    Admitted people may (re)join; once the meeting is locked, only those already in the
+    room (and the host) keep their token, so no one new enters the media either.
+    """
+    allowed = admitted & present if locked else set(admitted)
+    return allowed | {host}

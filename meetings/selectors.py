@@ -6,10 +6,12 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import F, OuterRef, QuerySet, Subquery
 
+from meetings import conference
 from meetings.credentials import normalize_meeting_id, token_digest
 from meetings.models import (
     ApiToken,
     ClassificationLevel,
+    ConferenceRoom,
     Invitation,
     JoinLink,
     LobbyEntry,
@@ -138,3 +140,44 @@ def lobby_entry_of_invitation_for_session(
 def api_tokens_for_user(user: User) -> QuerySet[ApiToken]:
     """The user's tokens, newest first, revoked ones included (they say when)."""
     return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+def _open_room(meeting: Meeting) -> ConferenceRoom | None:
+    if not conference.backend().configured:
+        return None
+    return (
+        ConferenceRoom.objects.filter(meeting_id=meeting.pk, closed_at=None).exclude(opened_at=None).first()
+    )
+
+
+def _room_spec(room: ConferenceRoom) -> conference.Room:
+    return conference.Room(number=room.number, secret=room.secret, pin=room.pin)
+
+
+def media_for_entry(entry: LobbyEntry) -> dict[str, Any] | None:
+    """What an admitted person's room page needs to join the media room, or None.
+
+    Callers have checked that this session holds the entry and that it is admitted.
+    """
+    room = _open_room(entry.meeting)
+    if room is None or not entry.media_token or entry.media_feed_id is None:
+        return None
+    return conference.browser_config(
+        room=_room_spec(room),
+        token=entry.media_token,
+        feed_id=entry.media_feed_id,
+        display=entry.display_name,
+    )
+
+
+def media_for_host(meeting: Meeting, display: str) -> dict[str, Any] | None:
+    room = _open_room(meeting)
+    if room is None:
+        return None
+    return conference.browser_config(
+        room=_room_spec(room), token=room.host_token, feed_id=room.host_feed_id, display=display
+    )
+
+
+def media_configured() -> bool:
+    return conference.backend().configured

@@ -15,11 +15,12 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from meetings import credentials, emails, limits, policy
+from meetings import conference, credentials, emails, limits, policy
 from meetings.audit import audit_record
 from meetings.models import (
     ApiToken,
     ClassificationLevel,
+    ConferenceRoom,
     Invitation,
     JoinLink,
     LobbyEntry,
@@ -316,6 +317,7 @@ def meeting_update(
         )
         if INVITEE_VISIBLE & set(diff):
             _notify_invitees_of_change(meeting=meeting, now=now)
+        _conference_sync_on_commit(meeting.pk)
         if "classification" in diff:
             audit_record(
                 action="meeting_level_changed",
@@ -357,6 +359,7 @@ def meeting_cancel(*, meeting: Meeting, actor: User) -> Meeting:
             reason="The host cancelled this meeting.",
         )
         audit_record(action="meeting_cancelled", actor=actor, meeting=meeting, subject=meeting.title)
+        _conference_sync_on_commit(meeting.pk)
     return meeting
 
 
@@ -451,6 +454,8 @@ def classification_update(
             meeting.save()
             if invitees_affected:
                 _notify_invitees_of_change(meeting=meeting, now=now)
+            # A recording media room stops recording once the level forbids it.
+            _conference_sync_on_commit(meeting.pk)
             message = emails.level_tightened(
                 meeting=meeting,
                 changes=changes_made,
@@ -955,6 +960,7 @@ def lobby_enter(
             secret_digest=credentials.token_digest(secret),
             status=LobbyEntry.Status.ADMITTED if bypass else LobbyEntry.Status.WAITING,
             decided_at=now if bypass else None,
+            **(_media_admission() if bypass else {}),
         )
         audit_record(
             action="lobby_entered",
@@ -968,6 +974,8 @@ def lobby_enter(
                 "bypassed_waiting_room": bypass,
             },
         )
+        if bypass:
+            _conference_sync_on_commit(meeting.pk)
     return Entered(entry=entry, secret=secret)
 
 
@@ -1083,8 +1091,9 @@ def _lobby_decide(*, meeting: Meeting, entry_id: int, actor: User, decision: str
     with transaction.atomic():
         # One conditional UPDATE: of two hosts' clicks (or a click and the meeting's end)
         # exactly one changes the row; the other is told.
+        media = _media_admission() if to_state == LobbyEntry.Status.ADMITTED else {}
         won = LobbyEntry.objects.filter(pk=entry_id, meeting=meeting, status__in=from_states).update(
-            status=to_state, decided_at=now
+            status=to_state, decided_at=now, **media
         )
         entry = LobbyEntry.objects.filter(pk=entry_id, meeting=meeting).first()
         if entry is None:
@@ -1100,6 +1109,9 @@ def _lobby_decide(*, meeting: Meeting, entry_id: int, actor: User, decision: str
             subject=entry.display_name,
             detail={"entry_id": entry.pk, "source": entry.source},
         )
+        # Admission puts the new token on the room's list; deny and remove take the
+        # token off and kick (the sync works out which from the rows).
+        _conference_sync_on_commit(meeting.pk)
     return entry
 
 
@@ -1131,7 +1143,7 @@ def lobby_admit_all(*, meeting: Meeting, actor: User) -> int:
         )
         for entry_id, display_name, source in waiting:
             won = LobbyEntry.objects.filter(pk=entry_id, status=LobbyEntry.Status.WAITING).update(
-                status=LobbyEntry.Status.ADMITTED, decided_at=now
+                status=LobbyEntry.Status.ADMITTED, decided_at=now, **_media_admission()
             )
             if won == 1:
                 admitted += 1
@@ -1142,6 +1154,8 @@ def lobby_admit_all(*, meeting: Meeting, actor: User) -> int:
                     subject=display_name,
                     detail={"entry_id": entry_id, "source": source, "admit_all": True},
                 )
+        if admitted:
+            _conference_sync_on_commit(meeting.pk)
     return admitted
 
 
@@ -1162,13 +1176,15 @@ def meeting_start(*, meeting: Meeting, actor: User) -> Meeting:
     now = timezone.now()
     with transaction.atomic():
         won = _open(meeting).filter(started_at=None).update(started_at=now, updated_at=now)
-        return _lifecycle(
+        meeting = _lifecycle(
             meeting=meeting,
             actor=actor,
             action="meeting_started",
             updated=won,
             refusal="This meeting has already started, ended or been cancelled.",
         )
+        _conference_room_prepare(meeting)
+    return meeting
 
 
 def meeting_lock(*, meeting: Meeting, actor: User) -> Meeting:
@@ -1176,26 +1192,31 @@ def meeting_lock(*, meeting: Meeting, actor: User) -> Meeting:
     now = timezone.now()
     with transaction.atomic():
         won = _open(meeting).filter(locked_at=None).update(locked_at=now, updated_at=now)
-        return _lifecycle(
+        meeting = _lifecycle(
             meeting=meeting,
             actor=actor,
             action="meeting_locked",
             updated=won,
             refusal="This meeting is already locked, ended or cancelled.",
         )
+        # Tokens of admitted people not yet in the media room are taken away.
+        _conference_sync_on_commit(meeting.pk)
+        return meeting
 
 
 def meeting_unlock(*, meeting: Meeting, actor: User) -> Meeting:
     now = timezone.now()
     with transaction.atomic():
         won = _open(meeting).exclude(locked_at=None).update(locked_at=None, updated_at=now)
-        return _lifecycle(
+        meeting = _lifecycle(
             meeting=meeting,
             actor=actor,
             action="meeting_unlocked",
             updated=won,
             refusal="This meeting is not locked, or has ended.",
         )
+        _conference_sync_on_commit(meeting.pk)
+        return meeting
 
 
 def meeting_end(*, meeting: Meeting, actor: User) -> Meeting:
@@ -1221,6 +1242,8 @@ def meeting_end(*, meeting: Meeting, actor: User) -> Meeting:
                 subject=meeting.title,
                 detail={"moved": moved},
             )
+        # The media room is destroyed after commit.
+        _conference_sync_on_commit(meeting.pk)
     return meeting
 
 
@@ -1286,3 +1309,139 @@ def retention_purge(*, now: datetime | None = None) -> int:
                 meeting.delete()
                 purged += 1
     return purged
+
+
+# --- The media room (meetings.conference) ------------------------------------------------
+
+
+def _media_admission() -> dict[str, Any]:
+    """The fields an admission sets: a fresh token and publisher ID for the media room."""
+    return {"media_token": conference.new_token(), "media_feed_id": conference.new_feed_id()}
+
+
+def _conference_sync_on_commit(meeting_id: int) -> None:
+    """Bring the media room in line with the rows once they are committed.
+
+    robust=True: a media server that is down must not undo the host's decision, which
+    is already committed; the failure is logged and the periodic sync
+    (tasks.conference_sync_open) retries.
+    """
+    transaction.on_commit(lambda: conference_sync(meeting_id=meeting_id), robust=True)
+
+
+def _conference_room_prepare(meeting: Meeting) -> None:
+    """Record the room a started meeting gets (created on the media server after commit).
+
+    Called inside meeting_start's transaction, after the start won.
+    """
+    ConferenceRoom.objects.get_or_create(
+        meeting=meeting,
+        defaults={
+            "number": conference.new_room_number(),
+            "secret": conference.new_token(),
+            "pin": conference.new_token(),
+            "record": policy.conference_recording(meeting.classification, meeting.cloud_recording),
+            "host_token": conference.new_token(),
+            "host_feed_id": conference.new_feed_id(),
+        },
+    )
+    audit_record(
+        action="conference_room_prepared",
+        actor=meeting.host,
+        meeting=meeting,
+        subject=meeting.title,
+        detail={"record": policy.conference_recording(meeting.classification, meeting.cloud_recording)},
+    )
+    _conference_sync_on_commit(meeting.pk)
+
+
+def conference_room_spec(room: ConferenceRoom) -> conference.Room:
+    return conference.Room(
+        number=room.number,
+        secret=room.secret,
+        pin=room.pin,
+        record=room.record,
+        description=room.meeting.title,
+    )
+
+
+def conference_sync(*, meeting_id: int) -> None:
+    """Make the media room match the database: the database is the truth.
+
+    Idempotent, so it is safe to run after every decision or periodically. Creates the
+    room once the meeting has started, destroys it once the meeting has ended or been
+    cancelled; in between, the allowed list holds the tokens of admitted people (see
+    policy.conference_feeds_allowed), every other token this room ever had is removed,
+    and anyone in the room under a publisher ID that is not allowed is kicked.
+
+    SECURITY: runs holding the room row FOR UPDATE (on PostgreSQL), so two syncs of one
+    meeting run one after the other and each reads the entries after the other's
+    writes: a slow sync cannot put back a token that a later removal took away. Audit
+    rows are written last, so the audit chain's lock is not held across calls to the
+    media server. Call it outside any other transaction (after commit).
+    """
+    backend = conference.backend()
+    if not backend.configured:
+        return
+    with transaction.atomic():
+        room = (
+            ConferenceRoom.objects.select_for_update(of=("self",))
+            .select_related("meeting__classification")
+            .filter(meeting_id=meeting_id)
+            .first()
+        )
+        if room is None or room.closed_at is not None:
+            return
+        for action, detail in _conference_sync_locked(backend, room):
+            audit_record(action=action, meeting=room.meeting, subject=room.meeting.title, detail=detail)
+
+
+def _conference_sync_locked(
+    backend: conference.ConferenceBackend, room: ConferenceRoom
+) -> list[tuple[str, dict[str, Any]]]:
+    """conference_sync's work; returns the audit events to record."""
+    meeting = room.meeting
+    spec = conference_room_spec(room)
+    now = timezone.now()
+    events: list[tuple[str, dict[str, Any]]] = []
+    if meeting.is_ended or meeting.is_cancelled:
+        backend.end_room(spec)
+        ConferenceRoom.objects.filter(pk=room.pk).update(closed_at=now)
+        return [("conference_room_destroyed", {})]
+    if room.opened_at is None:
+        backend.create_room(spec)
+        backend.admit_participant(spec, room.host_token)
+        ConferenceRoom.objects.filter(pk=room.pk).update(opened_at=now)
+        events.append(("conference_room_created", {"record": room.record}))
+    if room.record and not policy.conference_recording(meeting.classification, meeting.cloud_recording):
+        backend.stop_recording(spec)
+        ConferenceRoom.objects.filter(pk=room.pk).update(record=False)
+        events.append(("conference_recording_stopped", {}))
+    entries = list(
+        LobbyEntry.objects.filter(meeting=meeting)
+        .exclude(media_token="")
+        .values_list("status", "media_token", "media_feed_id")
+    )
+    present = backend.participants(spec)
+    admitted = {
+        feed for status, _t, feed in entries if status == LobbyEntry.Status.ADMITTED and feed is not None
+    }
+    allowed = policy.conference_feeds_allowed(
+        locked=meeting.is_locked, admitted=admitted, present=present, host=room.host_feed_id
+    )
+    for status, token, feed in entries:
+        if status == LobbyEntry.Status.ADMITTED and feed in allowed:
+            backend.admit_participant(spec, token)
+        else:
+            # SECURITY: the token goes before the kick, so the kicked page cannot rejoin.
+            backend.remove_participant(spec, token, feed if feed in present else None)
+    # Anyone else in the room (a client that joined under an ID it was not given) goes too.
+    known = allowed | {feed for _s, _t, feed in entries if feed is not None}
+    for feed in present - known:
+        backend.remove_participant(spec, "", feed)
+    return events
+
+
+def conference_rooms_open() -> list[int]:
+    """Meetings whose media room may need syncing (for the periodic task)."""
+    return list(ConferenceRoom.objects.filter(closed_at=None).values_list("meeting_id", flat=True))

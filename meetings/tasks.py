@@ -1,8 +1,12 @@
 """Thin Celery tasks: take IDs, call a service."""
 
+import logging
+
 from celery import shared_task
 
 from meetings import services
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True)
@@ -25,3 +29,15 @@ def outbox_flush() -> int:
 def retention_purge() -> int:
     """Periodic (celery beat, daily): drop records past their level's retention."""
     return services.retention_purge()
+
+
+@shared_task(ignore_result=True)
+def conference_sync_open() -> int:
+    """Periodic (celery beat): repair media rooms a failed after-commit sync left behind."""
+    meeting_ids = services.conference_rooms_open()
+    for meeting_id in meeting_ids:
+        try:
+            services.conference_sync(meeting_id=meeting_id)
+        except Exception:  # noqa: BLE001 - one room's media server trouble must not stop the rest
+            logger.exception("conference sync failed", extra={"meeting": meeting_id})
+    return len(meeting_ids)

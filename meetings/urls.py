@@ -26,6 +26,7 @@ urlpatterns = [
         views.meeting_lobby_decide,
         name="lobby_decide",
     ),
+    path("meetings/<str:meeting_id>/room/", views.meeting_room_host, name="host_room"),
     path("meetings/<str:meeting_id>/<str:action>/", views.meeting_lifecycle, name="lifecycle"),
     path("join/", views.join, name="join"),
     path("join/<int:entry_id>/", views.join_waiting, name="join_waiting"),

@@ -332,8 +332,36 @@ def join_room(request: HttpRequest, entry_id: int) -> HttpResponse:
         {
             "entry": entry,
             "meeting": meeting,
+            "display_name": entry.display_name,
+            "status_url": reverse("meetings:join_status", kwargs={"entry_id": entry.pk}),
             "people": selectors.people_in(meeting),
             "options": _options(meeting, with_waiting_room=False),
+            "media": selectors.media_for_entry(entry),
+            "media_configured": selectors.media_configured(),
+        },
+    )
+
+
+@join_page
+@login_required
+@require_GET
+def meeting_room_host(request: HttpRequest, meeting_id: str) -> HttpResponse:
+    """The host's own seat in the meeting room (with media where configured)."""
+    meeting = _host_meeting(request, meeting_id)
+    if not meeting.is_started:
+        messages.info(request, "Start the meeting first.")
+        return redirect(meeting)
+    name = _default_name(request)
+    return render(
+        request,
+        "meetings/meeting_room.html",
+        {
+            "meeting": meeting,
+            "display_name": f"{name} (host)",
+            "people": selectors.people_in(meeting),
+            "options": _options(meeting, with_waiting_room=False),
+            "media": selectors.media_for_host(meeting, f"{name} (host)"),
+            "media_configured": selectors.media_configured(),
         },
     )
 

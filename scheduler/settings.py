@@ -6,6 +6,7 @@ falling back silently.
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -183,7 +184,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS: list[Any] = [BASE_DIR / "static"]
+# The browser side of Janus, from Debian's packages (libjs-janus-gateway and
+# libjs-webrtc-adapter), served as our own static files: same origin for the CSP, and
+# the same version as the janus package on the media server host.
+for _prefix, _folder in (
+    ("vendor/janus-gateway", Path("/usr/share/javascript/janus-gateway")),
+    ("vendor/webrtc-adapter", Path("/usr/share/javascript/webrtc-adapter")),
+):
+    if _folder.is_dir():
+        STATICFILES_DIRS.append((_prefix, _folder))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -237,6 +247,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=env.int("ANTECHAMBER_OUTBOX_FLUSH_SECONDS", default=30)),
     },
     "retention-purge": {"task": "meetings.tasks.retention_purge", "schedule": timedelta(hours=24)},
+    "conference-sync": {
+        "task": "meetings.tasks.conference_sync_open",
+        "schedule": timedelta(seconds=env.int("ANTECHAMBER_CONFERENCE_SYNC_SECONDS", default=60)),
+    },
 }
 
 REST_FRAMEWORK = {
@@ -291,6 +305,28 @@ SECURE_HSTS_PRELOAD = not DEBUG
 if envbool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- Media (Janus VideoRoom); unset JANUS_URL: meeting rooms have no audio or video -----
+# The URL Antechamber's server uses for the Janus HTTP API (room control).
+JANUS_URL = env.str("JANUS_URL", default="").rstrip("/")
+# The VideoRoom plugin's admin_key: needed to create rooms and to forward RTP.
+JANUS_ADMIN_KEY = env.str("JANUS_ADMIN_KEY", default="")
+if JANUS_URL and not JANUS_ADMIN_KEY:
+    raise ImproperlyConfigured("JANUS_URL is set but JANUS_ADMIN_KEY is not: rooms could not be created.")
+# The URL browsers use for the same API (often the same server behind the site's proxy).
+ANTECHAMBER_JANUS_BROWSER_URL = env.str("ANTECHAMBER_JANUS_BROWSER_URL", default=JANUS_URL).rstrip("/")
+ANTECHAMBER_JANUS_TIMEOUT_SECONDS = env.float("ANTECHAMBER_JANUS_TIMEOUT_SECONDS", default=5.0)
+# RTCPeerConnection iceServers, as JSON (e.g. [{"urls": "stun:stun.example.org:3478"}]).
+# Empty by default: no STUN or TURN server learns who is in a meeting unless the operator says so.
+ANTECHAMBER_ICE_SERVERS = env.json("ANTECHAMBER_ICE_SERVERS", default=[])
+if not isinstance(ANTECHAMBER_ICE_SERVERS, list):
+    raise ImproperlyConfigured("ANTECHAMBER_ICE_SERVERS must be a JSON list.")
+
+
+def _origin(url: str) -> str:
+    parts = url.split("/")
+    return "/".join(parts[:3]) if len(parts) >= 3 else ""
+
+
 # django-csp 4: scripts only from our own origin (no inline script, no eval), never framed.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -300,7 +336,9 @@ CONTENT_SECURITY_POLICY = {
         "style-src": ["'self'", "'unsafe-inline'"],
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'"],
-        "connect-src": ["'self'"],
+        # The browser talks to Janus's HTTP API directly (janus.js long-polls it).
+        "connect-src": ["'self'"]
+        + ([_origin(ANTECHAMBER_JANUS_BROWSER_URL)] if ANTECHAMBER_JANUS_BROWSER_URL else []),
         "object-src": ["'none'"],
         "base-uri": ["'none'"],
         "form-action": ["'self'"],

@@ -198,3 +198,27 @@ def _own_cache_namespace(settings):
             "KEY_PREFIX": f"{base}test-{os.getpid()}-{next(_cache_namespaces)}",
         }
     }
+
+
+# --- Janus (the media server) ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def janus_server():
+    """A real Janus (VideoRoom + HTTP only) from tests/janus/, on a free loopback port."""
+    from tests import janus_server as janus
+
+    if not janus.janus_available():
+        real.missing("Janus is not installed (apt-get install janus; .ci/run installs it)")
+    server = janus.start_janus()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def janus(janus_server, settings):
+    """The app pointed at the real Janus for this test."""
+    settings.JANUS_URL = janus_server.url
+    settings.JANUS_ADMIN_KEY = janus_server.admin_key
+    settings.ANTECHAMBER_JANUS_BROWSER_URL = janus_server.url
+    return janus_server

@@ -1,0 +1,270 @@
+"""Media rooms on a real Janus, driven over its HTTP API (no browser, no WebRTC).
+
+Transactional tests: the room is changed after each service's commit (on_commit), as
+in production.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from meetings import policy, services
+from meetings.models import ClassificationLevel, ConferenceRoom, LobbyEntry
+from tests.janus_server import JanusParticipant
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+UNAUTHORIZED = 433
+
+
+def started_meeting(host, level_code: str, cloud_recording: bool = False):
+    level = ClassificationLevel.objects.get(code=level_code)
+    booked = services.meeting_book(
+        host=host,
+        title=f"{level.name} review",
+        starts_at=timezone.now() + timedelta(minutes=5),
+        duration_minutes=60,
+        classification=level,
+        cloud_recording=cloud_recording,
+        waiting_room=True,
+        host_has_second_factor=True,
+    )
+    meeting = services.meeting_start(meeting=booked.meeting, actor=host)
+    return meeting, ConferenceRoom.objects.get(meeting=meeting)
+
+
+def admitted(meeting, host, name: str) -> LobbyEntry:
+    entered = services.lobby_enter(meeting=meeting, display_name=name, source=LobbyEntry.Source.PASSCODE)
+    services.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=host)
+    entered.entry.refresh_from_db()
+    assert entered.entry.media_token and entered.entry.media_feed_id
+    return entered.entry
+
+
+def join_as(janus, room: ConferenceRoom, *, token: str | None, feed: int, name: str = "x"):
+    person = JanusParticipant(janus.url)
+    body = {"request": "join", "ptype": "publisher", "room": room.number, "pin": room.pin, "id": feed}
+    body["display"] = name
+    if token is not None:
+        body["token"] = token
+    return person, person.message(body)
+
+
+def listed_room(janus, room: ConferenceRoom) -> dict | None:
+    """The room as Janus lists it to the admin (private rooms need the admin_key)."""
+    admin = JanusParticipant(janus.url)
+    try:
+        rooms = admin.request({"request": "list", "admin_key": janus.admin_key})["list"]
+    finally:
+        admin.close()
+    return next((r for r in rooms if r["room"] == room.number), None)
+
+
+def exists(janus, room: ConferenceRoom) -> bool:
+    someone = JanusParticipant(janus.url)
+    try:
+        return someone.request({"request": "exists", "room": room.number})["exists"]
+    finally:
+        someone.close()
+
+
+def test_secret_meeting_room_exists_private_with_recording_off_and_locked(janus, alice):
+    meeting, room = started_meeting(alice, "secret")
+    assert room.opened_at is not None and not room.record
+    assert exists(janus, room)
+    listed = listed_room(janus, room)
+    assert listed is not None
+    assert listed["record"] is False
+    assert listed["pin_required"] is True
+
+    # Not listed to anyone without the admin_key: the room is private.
+    outsider = JanusParticipant(janus.url)
+    try:
+        visible = outsider.request({"request": "list"})["list"]
+    finally:
+        outsider.close()
+    assert room.number not in [r["room"] for r in visible]
+
+
+def test_official_meeting_with_recording_on_gets_a_recording_room():
+    level = ClassificationLevel.objects.get(code="official")
+    assert policy.conference_recording(level, True) is True
+    assert policy.conference_recording(level, False) is False
+    secret = ClassificationLevel.objects.get(code="secret")
+    assert policy.conference_recording(secret, True) is False
+
+
+def test_recording_cannot_be_switched_on_without_the_room_secret(janus, alice):
+    meeting, room = started_meeting(alice, "secret")
+    dana = admitted(meeting, alice, "Dana")
+    person, joined = join_as(janus, room, token=dana.media_token, feed=dana.media_feed_id, name="Dana")
+    try:
+        assert joined.get("videoroom") == "joined", joined
+        refused = person.request({"request": "enable_recording", "room": room.number, "record": True})
+        assert "error_code" in refused
+        wrong = person.request(
+            {"request": "enable_recording", "room": room.number, "record": True, "secret": "guess"}
+        )
+        assert wrong.get("error_code") == UNAUTHORIZED
+
+        # A publisher asking to record itself: lock_record means nothing is recorded.
+        configured = person.message({"request": "configure", "record": True, "filename": "leak"})
+        assert configured.get("error_code") or configured.get("configured") == "ok", configured
+        assert listed_room(janus, room)["record"] is False
+        assert not [p for p in janus.workdir.rglob("*") if p.is_file()], "Janus wrote a recording"
+    finally:
+        person.close()
+
+
+def test_rtp_forward_is_refused_without_the_admin_key_even_with_the_room_secret(janus, alice):
+    meeting, room = started_meeting(alice, "secret")
+    dana = admitted(meeting, alice, "Dana")
+    person, joined = join_as(janus, room, token=dana.media_token, feed=dana.media_feed_id, name="Dana")
+    try:
+        assert joined.get("videoroom") == "joined", joined
+        forward = {
+            "request": "rtp_forward",
+            "room": room.number,
+            "publisher_id": dana.media_feed_id,
+            "host": "127.0.0.1",
+            "secret": room.secret,
+            "streams": [{"mid": "0", "port": 50000}],
+        }
+        refused = person.request(forward)
+        assert "error_code" in refused, refused
+        assert "admin_key" in refused["error"] or refused["error_code"] == UNAUTHORIZED
+        no_forwarders = person.request(
+            {"request": "listforwarders", "room": room.number, "secret": room.secret}
+        )
+        assert no_forwarders.get("publishers", []) == []
+    finally:
+        person.close()
+
+
+def test_only_admitted_tokens_join_and_removal_takes_the_token_and_kicks(janus, alice):
+    meeting, room = started_meeting(alice, "secret")
+    dana = admitted(meeting, alice, "Dana")
+    erin = admitted(meeting, alice, "Erin")
+
+    # No token, or someone else's feed ID with no token: refused.
+    nobody, refused = join_as(janus, room, token=None, feed=12345)
+    nobody.close()
+    assert refused.get("error_code") == UNAUTHORIZED, refused
+    forged, refused = join_as(janus, room, token="not-a-token", feed=12346)
+    forged.close()
+    assert refused.get("error_code") == UNAUTHORIZED, refused
+
+    dana_media, joined = join_as(janus, room, token=dana.media_token, feed=dana.media_feed_id, name="Dana")
+    erin_media, erin_joined = join_as(
+        janus, room, token=erin.media_token, feed=erin.media_feed_id, name="Erin"
+    )
+    try:
+        assert joined.get("videoroom") == "joined" and erin_joined.get("videoroom") == "joined"
+        people = dana_media.request({"request": "listparticipants", "room": room.number})
+        in_room = {p["id"] for p in people["participants"]}
+        admitted_feeds = set(
+            LobbyEntry.objects.filter(meeting=meeting, status=LobbyEntry.Status.ADMITTED).values_list(
+                "media_feed_id", flat=True
+            )
+        )
+        assert in_room == admitted_feeds == {dana.media_feed_id, erin.media_feed_id}
+
+        # The host removes Erin: her token goes and she is kicked.
+        services.lobby_remove(meeting=meeting, entry_id=erin.pk, actor=alice)
+        people = dana_media.request({"request": "listparticipants", "room": room.number})
+        assert {p["id"] for p in people["participants"]} == {dana.media_feed_id}
+        again, refused = join_as(janus, room, token=erin.media_token, feed=erin.media_feed_id, name="Erin")
+        again.close()
+        assert refused.get("error_code") == UNAUTHORIZED, refused
+    finally:
+        dana_media.close()
+        erin_media.close()
+
+
+def test_denied_person_never_gets_a_token_and_lock_takes_unused_tokens(janus, alice):
+    meeting, room = started_meeting(alice, "secret")
+    entered = services.lobby_enter(meeting=meeting, display_name="Frank", source=LobbyEntry.Source.PASSCODE)
+    services.lobby_deny(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
+    entered.entry.refresh_from_db()
+    assert entered.entry.media_token == ""
+
+    dana = admitted(meeting, alice, "Dana")
+    gina = admitted(meeting, alice, "Gina")
+    dana_media, joined = join_as(janus, room, token=dana.media_token, feed=dana.media_feed_id, name="Dana")
+    try:
+        assert joined.get("videoroom") == "joined"
+        # Locked: Dana (in the room) stays; Gina (admitted, not yet in) cannot come in now.
+        services.meeting_lock(meeting=meeting, actor=alice)
+        late, refused = join_as(janus, room, token=gina.media_token, feed=gina.media_feed_id, name="Gina")
+        late.close()
+        assert refused.get("error_code") == UNAUTHORIZED, refused
+        people = dana_media.request({"request": "listparticipants", "room": room.number})
+        assert {p["id"] for p in people["participants"]} == {dana.media_feed_id}
+        # Unlocked: Gina's token is back.
+        services.meeting_unlock(meeting=meeting, actor=alice)
+        back, joined = join_as(janus, room, token=gina.media_token, feed=gina.media_feed_id, name="Gina")
+        back.close()
+        assert joined.get("videoroom") == "joined", joined
+    finally:
+        dana_media.close()
+
+
+def test_someone_in_the_room_under_an_id_they_were_not_given_is_kicked_at_the_next_sync(janus, alice):
+    meeting, room = started_meeting(alice, "secret")
+    dana = admitted(meeting, alice, "Dana")
+    # Dana's page chooses a publisher ID of its own (tokens do not bind the ID).
+    rogue, joined = join_as(janus, room, token=dana.media_token, feed=777, name="Dana")
+    try:
+        assert joined.get("videoroom") == "joined"
+        services.conference_sync(meeting_id=meeting.pk)
+        people = rogue.request({"request": "listparticipants", "room": room.number, "secret": room.secret})
+        assert 777 not in {p["id"] for p in people["participants"]}
+    finally:
+        rogue.close()
+
+
+def test_ending_the_meeting_destroys_the_room(janus, alice):
+    meeting, room = started_meeting(alice, "secret")
+    admitted(meeting, alice, "Dana")
+    assert exists(janus, room)
+    services.meeting_end(meeting=meeting, actor=alice)
+    room.refresh_from_db()
+    assert room.closed_at is not None
+    assert not exists(janus, room)
+
+
+def test_room_page_hands_the_token_in_the_body_never_the_secret(janus, alice, client):
+    meeting, room = started_meeting(alice, "official")
+    entered = services.lobby_enter(meeting=meeting, display_name="Dana", source=LobbyEntry.Source.PASSCODE)
+    services.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
+    entered.entry.refresh_from_db()
+    session = client.session
+    from meetings.authentication import lobby_secret_bind
+
+    lobby_secret_bind(session, entered.entry.pk, entered.secret)
+    session.save()
+    room.refresh_from_db()
+    url = f"/join/{entered.entry.pk}/room/"
+    response = client.get(url)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert '<script id="media-config" type="application/json">' in body
+    assert entered.entry.media_token in body and room.pin in body
+    assert room.secret not in body and janus.admin_key not in body
+    assert entered.entry.media_token not in url
+    assert response["Cache-Control"].startswith("max-age=0") or "no-store" in response["Cache-Control"]
+    assert "end-to-end encrypted" not in body.replace("not end-to-end encrypted", "")
+
+
+def test_tightening_the_level_stops_a_recording_room(janus, alice, carol):
+    meeting, room = started_meeting(alice, "official", cloud_recording=True)
+    room.refresh_from_db()
+    assert room.record is True
+    assert listed_room(janus, room)["record"] is True
+
+    level = ClassificationLevel.objects.get(code="official")
+    services.classification_update(level=level, actor=carol, changes={"allow_cloud_recording": False})
+    room.refresh_from_db()
+    assert room.record is False
+    assert listed_room(janus, room)["record"] is False
