@@ -274,3 +274,48 @@ def timed(label: str) -> Iterator[None]:
     started = time.perf_counter()
     yield
     print(f"  {label}: {time.perf_counter() - started:.2f}s", flush=True)
+
+
+@contextlib.contextmanager
+def profiled(name: str, pids: list[int]) -> Iterator[None]:
+    """With BENCH_PROFILE=1, py-spy samples these processes (waits included) during the block.
+
+    Collapsed stacks go to var/profile-<name>-<pid>.txt; benchmarks/profile_summary.py
+    sums them by function. Without BENCH_PROFILE nothing is sampled.
+    """
+    if os.environ.get("BENCH_PROFILE") != "1":
+        yield
+        return
+    import signal
+    import subprocess
+
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    (ROOT / "var").mkdir(exist_ok=True)
+    samplers = [
+        subprocess.Popen(  # noqa: S603 - our own venv's py-spy, our own worker PIDs
+            [
+                spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--idle",
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "-o",
+                str(ROOT / "var" / f"profile-{name}-{pid}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+    try:
+        yield
+    finally:
+        for sampler in samplers:
+            sampler.send_signal(signal.SIGINT)
+        for sampler in samplers:
+            sampler.wait(timeout=60)
