@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install clean worker beat screenshots
+.PHONY: run test lint format install clean worker beat screenshots bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,21 @@ beat: $(STAMP)
 # Screenshots of the main pages into docs/screenshots/ (drives the browser test).
 screenshots: $(STAMP) /usr/bin/chromium
 	ANTECHAMBER_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -q -m browser
+
+# Benchmarks against the stack's own limits (docs/BENCHMARKS.md): real gunicorn, Celery,
+# PostgreSQL (BENCH_DATABASE_URL, whose schema each script drops and re-creates) and a
+# private redis-server on a free port. Never part of `make test`: timings are not tests.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wt_bench
+BENCH_SCRIPTS := booking redemption_storm passcode_flood fanout
+bench: $(STAMP)
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } \
+		|| { echo "bench needs redis-server (apt-get install redis-server)"; exit 1; }
+	mkdir -p var
+	set -e; for script in $(BENCH_SCRIPTS); do \
+		echo "=== benchmarks/$$script.py ==="; \
+		env -u REDIS_URL BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python benchmarks/$$script.py; \
+	done
 
 clean:
 	rm -rf $(VENV) var

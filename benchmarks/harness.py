@@ -1,0 +1,321 @@
+"""What every benchmark shares: a fresh PostgreSQL schema, real processes, timed clients,
+and the table in docs/BENCHMARKS.md.
+
+Processes (a private Redis, gunicorn, Celery workers) come from tests/services.py, so
+the benchmarks and the fault tests start the stack the same way. Nothing here touches
+Redis on 6379: every script starts its own on a free port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+import shlex
+import socket
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wt_bench")
+RESULTS = ROOT / "docs" / "BENCHMARKS.md"
+TABLE_START = "<!-- bench:table -->"
+TABLE_END = "<!-- /bench:table -->"
+HEADER = "| figure | target | measured | ratio | command |\n| --- | --- | --- | --- | --- |"
+
+
+def configure(*, redis_url: str, smtp_port: int | None = None, **extra: str) -> dict[str, str]:
+    """Environment of this driver and of every process it starts; then set Django up."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "scheduler.settings_test",
+        "DATABASE_URL": DATABASE_URL,
+        "REDIS_URL": redis_url,
+        "ANTECHAMBER_CACHE_PREFIX": "bench",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_LOG_LEVEL": "WARNING",
+        **({"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port)} if smtp_port else {}),
+        **extra,
+    }
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    return {**os.environ, **env}
+
+
+def reset_database() -> None:
+    """Recreate the schema of the benchmark database and migrate it: each run starts empty."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        raise SystemExit("the benchmarks need PostgreSQL: set BENCH_DATABASE_URL=postgres://...")
+    with connection.cursor() as cursor:
+        cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    call_command("migrate", verbosity=0)
+
+
+def drop_data() -> None:
+    """Leave the benchmark database empty again (clean-up)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    connection.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack(contextlib.ExitStack):
+    """Starts real processes; every one started is stopped on exit, also on failure."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from tests import services as real
+
+        self.real = real
+        self.redis_port = free_port()
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def redis(self) -> None:
+        process = self.real.private_redis(self.redis_port)
+        process.start(ready=b"Ready to accept connections")
+        self.callback(process.stop)
+
+    def web(self, env: dict[str, str], *, workers: int) -> tuple[str, object]:
+        """gunicorn (sync workers) serving benchmarks/bench_wsgi.py; returns (base URL, process)."""
+        port = free_port()
+        process = self.real.Process(
+            f"bench-web-{port}",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "benchmarks.bench_wsgi",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-w",
+                str(workers),
+                "--timeout",
+                "300",
+                "--graceful-timeout",
+                "5",
+            ],
+            env,
+        )
+        process.start(ready=b"Booting worker")
+        self.callback(process.stop)
+        url = f"http://127.0.0.1:{port}"
+        self.real.wait_until(lambda: _answers(url), timeout=60, what="gunicorn")
+        return url, process
+
+    def worker(self, env: dict[str, str], name: str, concurrency: int = 1) -> None:
+        process = self.real.celery("worker", env, name, concurrency=concurrency)
+        process.start(ready=b"ready.")
+        self.callback(process.stop)
+
+    def smtp(self):
+        controller, mailbox = self.real.start_smtp()
+        self.callback(controller.stop)
+        return controller, mailbox
+
+
+def _answers(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"{url}/bench/bare/", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def worker_pids(master_pid: int) -> list[int]:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM: the resident set's high-water mark of the process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for {pid}")
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def run_clients(
+    clients: int, jobs: list, work: Callable[[object, object], None], *, deadline_seconds: float
+) -> tuple[list[float], float, list[str]]:
+    """`clients` threads take jobs from a shared list until it is empty or the deadline passes.
+
+    `work(session, job)` does one request (raising on a wrong answer). Returns each job's
+    latency in seconds, the wall time, and the errors (as text).
+    """
+    import requests
+
+    lock = threading.Lock()
+    pending = list(reversed(jobs))
+    latencies: list[float] = []
+    errors: list[str] = []
+    deadline = time.monotonic() + deadline_seconds
+
+    def client() -> None:
+        session = requests.Session()
+        while time.monotonic() < deadline:
+            with lock:
+                if not pending:
+                    return
+                job = pending.pop()
+            started = time.perf_counter()
+            try:
+                work(session, job)
+            except Exception as exc:  # counted and reported, never hidden
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                continue
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    if pending:
+        errors.append(f"deadline of {deadline_seconds}s passed with {len(pending)} job(s) not done")
+    return latencies, wall, errors
+
+
+def machine() -> str:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        cpu = match.group(1).strip() if match else cpu
+    ram = "unknown"
+    with contextlib.suppress(OSError):
+        match = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
+        ram = f"{int(match.group(1)) / 1024 / 1024:.1f} GiB" if match else ram
+    return f"nproc {os.cpu_count()}, RAM {ram}, CPU {cpu}, Python {platform.python_version()}"
+
+
+def command() -> str:
+    return "python " + shlex.join(["benchmarks/" + Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def record(rows: list[tuple[str, str, str, str]], notes: str) -> None:
+    """Replace this script's rows (by figure name) in docs/BENCHMARKS.md's table, and its notes.
+
+    rows: (figure, target, measured, ratio); the command column is this script's.
+    """
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    if TABLE_START not in text:
+        raise SystemExit(f"{RESULTS} has no {TABLE_START} marker")
+    head, rest = text.split(TABLE_START, 1)
+    table, tail = rest.split(TABLE_END, 1)
+    existing = [line for line in table.strip().splitlines()[2:] if line.startswith("|")]
+    names = {row[0] for row in rows}
+    kept = [line for line in existing if line.split("|")[1].strip() not in names]
+    cmd = f"`make bench` (or `.venv/bin/{command()}`)"
+    new = [
+        f"| {figure} | {target} | {measured} | {ratio} | {cmd} |" for figure, target, measured, ratio in rows
+    ]
+    # Keep the rows in the order of the scripts (booking, storm, flood, fan-out).
+    order = ["booking", "redemption", "passcode", "fan-out"]
+
+    def rank(line: str) -> int:
+        name = line.split("|")[1].strip()
+        return next((i for i, word in enumerate(order) if name.startswith(word)), len(order))
+
+    lines = sorted(kept + new, key=rank)
+    table = "\n".join([HEADER, *lines])
+    script = Path(sys.argv[0]).stem
+    section_start, section_end = f"<!-- bench:{script} -->", f"<!-- /bench:{script} -->"
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = (
+        f"{section_start}\n### {script}\n\n"
+        f"Run {when} on {machine()}.\nCommand: `{command()}` (from `make bench`).\n\n{notes.strip()}\n"
+        f"{section_end}"
+    )
+    tail = tail
+    if section_start in tail:
+        before, after = tail.split(section_start, 1)
+        tail = before + section + after.split(section_end, 1)[1]
+    else:
+        tail = tail.rstrip("\n") + "\n\n" + section + "\n"
+    RESULTS.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}")
+
+
+@contextlib.contextmanager
+def timed(label: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    print(f"  {label}: {time.perf_counter() - started:.2f}s", flush=True)
+
+
+@contextlib.contextmanager
+def profiled(name: str, pids: list[int]) -> Iterator[None]:
+    """With BENCH_PROFILE=1, py-spy samples these processes (waits included) during the block.
+
+    Collapsed stacks go to var/profile-<name>-<pid>.txt; benchmarks/profile_summary.py
+    sums them by function. Without BENCH_PROFILE nothing is sampled.
+    """
+    if os.environ.get("BENCH_PROFILE") != "1":
+        yield
+        return
+    import signal
+    import subprocess
+
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    (ROOT / "var").mkdir(exist_ok=True)
+    samplers = [
+        subprocess.Popen(  # noqa: S603 - our own venv's py-spy, our own worker PIDs
+            [
+                spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--idle",
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "-o",
+                str(ROOT / "var" / f"profile-{name}-{pid}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+    try:
+        yield
+    finally:
+        for sampler in samplers:
+            sampler.send_signal(signal.SIGINT)
+        for sampler in samplers:
+            sampler.wait(timeout=60)
