@@ -49,11 +49,7 @@ class IsStaffWithSecondFactor(permissions.BasePermission):
 
 
 def _host_meeting(request: Request, meeting_id: str) -> Meeting:
-    meeting = selectors.meeting_for_host(request.user, meeting_id)
-    if meeting is None:
-        # SECURITY: 404 for unknown and for someone else's meeting alike.
-        raise Http404("No such meeting.")
-    return meeting
+    return selectors.meeting_for_host_or_404(request.user, meeting_id)
 
 
 class LevelListApi(APIView):

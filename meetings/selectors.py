@@ -5,6 +5,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.http import Http404
 
 from meetings import conference
 from meetings.credentials import normalize_meeting_id, token_digest
@@ -38,6 +39,18 @@ def meetings_for_host(host: AbstractBaseUser | AnonymousUser) -> QuerySet[Meetin
     return (
         Meeting.objects.filter(host_id=host.pk).select_related("classification").order_by("starts_at", "id")
     )
+
+
+def meeting_for_host_or_404(host: AbstractBaseUser | AnonymousUser, raw_meeting_id: str) -> Meeting:
+    """For views: the host's meeting, or Http404.
+
+    SECURITY: 404 for an unknown meeting and for someone else's alike, never 403, so
+    meeting IDs cannot be probed.
+    """
+    meeting = meeting_for_host(host, raw_meeting_id)
+    if meeting is None:
+        raise Http404("No such meeting.")
+    return meeting
 
 
 def meeting_for_host(host: AbstractBaseUser | AnonymousUser, raw_meeting_id: str) -> Meeting | None:

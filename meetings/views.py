@@ -30,10 +30,7 @@ from meetings.models import LobbyEntry, Meeting
 
 
 def _host_meeting(request: HttpRequest, meeting_id: str) -> Meeting:
-    meeting = selectors.meeting_for_host(request.user, meeting_id)
-    if meeting is None:
-        raise Http404("No such meeting.")
-    return meeting
+    return selectors.meeting_for_host_or_404(request.user, meeting_id)
 
 
 @login_required
