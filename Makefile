@@ -62,13 +62,15 @@ screenshots: $(STAMP) /usr/bin/chromium
 # Benchmarks against the stack's own limits (docs/BENCHMARKS.md): real gunicorn, Celery,
 # PostgreSQL (BENCH_DATABASE_URL, whose schema each script drops and re-creates) and a
 # private redis-server on a free port. Never part of `make test`: timings are not tests.
-BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wt_bench
-BENCH_SCRIPTS := booking redemption_storm passcode_flood fanout
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/antechamber_bench
+BENCH_SCRIPTS := booking join_uniformity redemption_storm passcode_flood fanout
 bench: $(STAMP)
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } \
 		|| { echo "bench needs redis-server (apt-get install redis-server)"; exit 1; }
 	mkdir -p var
+	@psql "$(BENCH_DATABASE_URL)" -c "SELECT 1" >/dev/null 2>&1 \
+		|| psql "$(dir $(BENCH_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(BENCH_DATABASE_URL))"
 	set -e; for script in $(BENCH_SCRIPTS); do \
 		echo "=== benchmarks/$$script.py ==="; \
 		env -u REDIS_URL BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python benchmarks/$$script.py; \

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/wt_bench")
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/antechamber_bench")
 RESULTS = ROOT / "docs" / "BENCHMARKS.md"
 TABLE_START = "<!-- bench:table -->"
 TABLE_END = "<!-- /bench:table -->"
@@ -244,7 +244,7 @@ def record(rows: list[tuple[str, str, str, str]], notes: str) -> None:
         f"| {figure} | {target} | {measured} | {ratio} | {cmd} |" for figure, target, measured, ratio in rows
     ]
     # Keep the rows in the order of the scripts (booking, storm, flood, fan-out).
-    order = ["booking", "redemption", "passcode", "fan-out"]
+    order = ["booking", "join", "redemption", "passcode", "fan-out"]
 
     def rank(line: str) -> int:
         name = line.split("|")[1].strip()
