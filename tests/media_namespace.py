@@ -40,6 +40,14 @@ RECORD_PEER_CONNECTIONS = """
 })();
 """
 
+# The other's video is playing in this page, in the tile for their feed.
+PLAYING = """
+(feed) => {
+  const v = document.querySelector(`#media-videos figure.remote[data-feed="${feed}"] video`);
+  return Boolean(v && v.videoWidth > 0 && !v.paused);
+}
+"""
+
 # What this page receives from the other: the remote tile for that feed, and the decoded
 # video frames and ICE pair of every connection.
 RECEIVED = """
@@ -73,6 +81,11 @@ async (feed) => {
 """
 
 
+def step(what: str) -> None:
+    """Progress on stderr: where a failed or stuck run got to."""
+    print(f"media run: {what}", file=sys.stderr, flush=True)
+
+
 def playwright_disabled_features() -> str:
     """The `--disable-features=...` switch the installed Playwright passes to Chromium.
 
@@ -93,7 +106,7 @@ def playwright_disabled_features() -> str:
 
 
 def chromium_command_lines(root_pid: int) -> list[list[str]]:
-    """Command lines of the Chromium browser processes descending from `root_pid`."""
+    """Command lines of the Chromium browser processes (Playwright's) under `root_pid`."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -118,7 +131,9 @@ def chromium_command_lines(root_pid: int) -> list[list[str]]:
             argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().decode().split("\0")
         except OSError:
             continue
-        if argv and "chromium" in argv[0] and not any(a.startswith("--type=") for a in argv):
+        # The browser process itself: not its renderers and helpers (--type=...), nor
+        # chrome_crashpad_handler, which also lives under /usr/lib/chromium.
+        if Path(argv[0]).name == "chromium" and "--remote-debugging-pipe" in argv:
             lines.append(argv)
     return lines
 
@@ -151,7 +166,12 @@ def prepare(workdir: Path, janus) -> dict:
     )
     meeting = services.meeting_start(meeting=booked.meeting, actor=alice)
     room = ConferenceRoom.objects.get(meeting=meeting)
-    return {"pk": meeting.pk, "meeting_id": meeting.display_id, "passcode": booked.passcode, "room": room.number}
+    return {
+        "pk": meeting.pk,
+        "meeting_id": meeting.display_id,
+        "passcode": booked.passcode,
+        "room": room.number,
+    }
 
 
 def feeds(meeting_pk: int) -> dict:
@@ -196,6 +216,7 @@ def drive_browsers(url: str, meeting: dict) -> dict:
             for page in (host_page, guest_page):
                 page.set_default_timeout(20_000)
 
+            step("signing in the host")
             # Alice signs in and opens her waiting room.
             host_page.goto(f"{url}/accounts/login/")
             host_page.fill("#id_auth-username", "alice")
@@ -204,6 +225,7 @@ def drive_browsers(url: str, meeting: dict) -> dict:
             host_page.wait_for_url(f"{url}/meetings/")
             host_page.goto(f"{url}/meetings/{meeting['meeting_id']}/lobby/")
 
+            step("the participant joins with the passcode")
             # Dana joins with the passcode and waits.
             guest_page.goto(f"{url}/join/")
             guest_page.fill("#id_meeting_id", meeting["meeting_id"])
@@ -212,6 +234,7 @@ def drive_browsers(url: str, meeting: dict) -> dict:
             guest_page.click("button:has-text('Join')")
             guest_page.wait_for_selector("text=Please wait: the host will let you in.")
 
+            step("the host admits the participant")
             # The host admits her; her page moves to the room by itself.
             row = host_page.wait_for_selector("tr:has(td.name:text-is('Dana Guest'))")
             row.query_selector("button:has-text('Admit')").click()
@@ -219,6 +242,7 @@ def drive_browsers(url: str, meeting: dict) -> dict:
             guest_page.wait_for_url("**/room/")
             result["feeds"] = ids = feeds(meeting["pk"])
 
+            step("both pages join the media room")
             host_page.goto(f"{url}/meetings/{meeting['meeting_id']}/room/")
             host_page.click("#media-join")
             guest_page.click("#media-join")
@@ -226,25 +250,24 @@ def drive_browsers(url: str, meeting: dict) -> dict:
             deadline = started + MEDIA_TIMEOUT_MS / 1000
             waits = {"host": (host_page, ids["guest"]), "guest": (guest_page, ids["host"])}
             for name, (page, other_feed) in waits.items():
-                remaining = max(0.0, deadline - time.monotonic())
+                step(f"waiting for the {name} page to receive video")
+                # Playwright reads a timeout of 0 as "no timeout": once the 30 s are
+                # spent, look once instead of waiting.
+                remaining_ms = (deadline - time.monotonic()) * 1000
                 try:
-                    page.wait_for_function(
-                        """(feed) => {
-                          const v = document.querySelector(
-                            `#media-videos figure.remote[data-feed="${feed}"] video`);
-                          return Boolean(v && v.videoWidth > 0 && !v.paused);
-                        }""",
-                        arg=other_feed,
-                        timeout=remaining * 1000,
-                        polling=250,
-                    )
+                    if remaining_ms > 0:
+                        page.wait_for_function(PLAYING, arg=other_feed, timeout=remaining_ms, polling=250)
+                    elif not page.evaluate(PLAYING, other_feed):
+                        raise TimeoutError(f"no video after {MEDIA_TIMEOUT_MS} ms")
                     result[f"{name}_seconds"] = round(time.monotonic() - started, 1)
                 except Exception as error:  # noqa: BLE001 - reported with the page's state below
                     result[f"{name}_error"] = str(error).splitlines()[0]
-            # One more second of decoding: the frame counts must keep rising, not just start.
+            # A second more of decoding, so the figures reported are not those of a first frame only.
             time.sleep(1)
             for name, (page, other_feed) in waits.items():
+                step(f"reading the {name} page's statistics")
                 result[name] = page.evaluate(RECEIVED, other_feed)
+            step("closing the browser")
             host.close()
             guest.close()
         finally:
