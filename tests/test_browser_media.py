@@ -2,8 +2,8 @@
 CSP and joins the room with the token the page was given.
 
 This does not show media flowing: Janus never gathers ICE candidates on loopback, so
-on 127.0.0.1 the peer connections cannot complete. That needs a network namespace
-(issue 7's two-browser test), which is not in this suite yet.
+on 127.0.0.1 the peer connections cannot complete. tests/test_browser_media_flow.py does,
+inside a network namespace of its own.
 """
 
 import pytest
