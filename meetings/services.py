@@ -569,7 +569,8 @@ def outbox_send(*, message_id: int) -> SendResult:
     try:
         email.send(fail_silently=False)
     except Exception as exc:  # any transport failure: keep the row, retry later
-        delay = min(30 * 2 ** (row.attempts - 1), 3600)
+        # Exponential backoff from a configurable base (tests shorten it), capped at an hour.
+        delay = min(settings.ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS * 2 ** (row.attempts - 1), 3600)
         final = row.attempts >= OUTBOX_MAX_ATTEMPTS
         OutboundMessage.objects.filter(pk=row.pk, status=OutboundMessage.Status.SENDING).update(
             status=OutboundMessage.Status.FAILED if final else OutboundMessage.Status.PENDING,
