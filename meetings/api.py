@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -33,7 +34,6 @@ from meetings.serializers import (
     PasscodeOutput,
 )
 
-
 # Error answers, documented so that clients (and the schema fuzz test) can rely on them.
 ERROR_RESPONSES = {
     400: OpenApiResponse(
@@ -57,6 +57,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """DRF's handler, plus a policy refusal as a 400 naming each field."""
     if isinstance(exc, services.Refused):
         return Response(exc.as_dict(), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent | RequestDataTooBig):
+        # Django's own limits on a request body: a JSON 400 like any other bad input,
+        # rather than the site's HTML error page (found by fuzzing the API).
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     return drf_exception_handler(exc, context)
 
 
@@ -112,7 +116,9 @@ class MeetingListApi(APIView):
     def get(self, request: Request) -> Response:
         return Response(MeetingOutput(selectors.meetings_for_host(request.user), many=True).data)
 
-    @extend_schema(request=MeetingBookInput, responses=responses(MeetingWithPasscodeOutput, 400, ok_status=201))
+    @extend_schema(
+        request=MeetingBookInput, responses=responses(MeetingWithPasscodeOutput, 400, ok_status=201)
+    )
     def post(self, request: Request) -> Response:
         serializer = MeetingBookInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -186,7 +192,8 @@ class MeetingInvitationsApi(APIView):
         return Response(InvitationOutput(invitations, many=True, context={"meeting": meeting}).data)
 
     @extend_schema(
-        request=InvitationsCreateInput, responses=responses(InvitationOutput(many=True), 400, 404, ok_status=201)
+        request=InvitationsCreateInput,
+        responses=responses(InvitationOutput(many=True), 400, 404, ok_status=201),
     )
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
@@ -266,7 +273,9 @@ class JoinApi(APIView):
             403: OpenApiResponse(
                 ErrorDetailOutput, description="Unknown meeting ID or wrong passcode (one answer for both)"
             ),
-            503: OpenApiResponse(ErrorDetailOutput, description="The limiter is down: no passcode is checked"),
+            503: OpenApiResponse(
+                ErrorDetailOutput, description="The limiter is down: no passcode is checked"
+            ),
         },
     )
     def post(self, request: Request) -> Response:

@@ -35,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
 
 from meetings import services
 from meetings.models import ClassificationLevel, LobbyEntry
+from tests.helpers import booking
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
 
@@ -96,9 +97,7 @@ def _strategy(operation, fixed: dict[str, str]):
     if operation.body:
         # Malformed bodies against real objects: where a missing check would show as a 500.
         strategies.append(
-            operation.as_strategy(
-                generation_mode=GenerationMode.NEGATIVE, path_parameters=real or None
-            )
+            operation.as_strategy(generation_mode=GenerationMode.NEGATIVE, path_parameters=real or None)
         )
     return st.one_of(strategies)
 
@@ -153,5 +152,32 @@ def test_every_operation_survives_fuzzing_and_matches_the_schema(schema, who, re
     assert labels == {op.label for op in operations}
     # Fuzzing reached past the 404s: real objects were acted on successfully.
     assert any(200 <= code < 300 for (label, code) in statuses if "{meeting_id}" in label)
-    summary = ", ".join(f"{code}: {n}" for code, n in sorted(Counter(c for _l, c in statuses.elements()).items()))
+    summary = ", ".join(
+        f"{code}: {n}" for code, n in sorted(Counter(c for _l, c in statuses.elements()).items())
+    )
     print(f"\nfuzz as {who}: {sum(statuses.values())} requests over {len(labels)} operations ({summary})")
+
+
+# --- Regressions found by fuzzing ---------------------------------------------------
+
+
+def test_a_form_body_with_too_many_fields_gets_a_json_400(alice_api):
+    """Django refuses more than DATA_UPLOAD_MAX_NUMBER_FIELDS form fields; the API used to
+    answer with the site's HTML error page instead of JSON."""
+    meeting_id = alice_api.post("/api/v1/meetings/", booking(), format="json").json()["id"]
+    body = "&".join(f"emails=person{i}%40example.org" for i in range(1500))
+    response = alice_api.generic(
+        "POST",
+        f"/api/v1/meetings/{meeting_id}/invitations/",
+        body,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in response.json()["detail"]
+
+
+def test_an_unknown_classification_code_of_any_shape_gets_a_json_404(carol_api):
+    response = carol_api.get("/api/v1/classifications/not a slug!/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such classification level."}
