@@ -40,7 +40,7 @@ from tests.helpers import booking
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
 
 # Examples per operation and per user; ANTECHAMBER_FUZZ_EXAMPLES raises it for a long run.
-EXAMPLES = int(os.environ.get("ANTECHAMBER_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("ANTECHAMBER_FUZZ_EXAMPLES", "30"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
