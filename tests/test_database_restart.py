@@ -6,6 +6,7 @@ processes keep their connections (CONN_MAX_AGE) and check them before use
 (CONN_HEALTH_CHECKS), so after the restart they must reconnect by themselves.
 """
 
+import contextlib
 import glob
 import os
 import shutil
@@ -74,10 +75,8 @@ class PrivatePostgres:
         self._ctl("restart", "-m", "fast")
 
     def remove(self) -> None:
-        try:
-            self._ctl("stop", "-m", "immediate")
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            pass
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            self._ctl("stop", "-m", "immediate")  # already stopped is fine
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def query(self, sql: str) -> list[tuple]:
