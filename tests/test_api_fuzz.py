@@ -181,3 +181,21 @@ def test_an_unknown_classification_code_of_any_shape_gets_a_json_404(carol_api):
     response = carol_api.get("/api/v1/classifications/not a slug!/")
     assert response.status_code == 404
     assert response.json() == {"detail": "No such classification level."}
+
+
+@pytest.mark.parametrize("starts_at", ["9999-12-31T23:00:00+00:00", "2999-01-01T10:00:00+01:00"])
+def test_a_start_centuries_ahead_is_refused_naming_the_field(alice_api, starts_at):
+    """A start near datetime.max used to overflow when the end time was computed: a 500."""
+    response = alice_api.post("/api/v1/meetings/", booking(starts_at=starts_at), format="json")
+    assert response.status_code == 400
+    assert response.json() == {"starts_at": ["Book at most 10 years ahead."]}
+
+
+def test_moving_a_meeting_centuries_ahead_is_refused_naming_the_field(alice_api):
+    meeting_id = alice_api.post("/api/v1/meetings/", booking(), format="json").json()["id"]
+    response = alice_api.patch(
+        f"/api/v1/meetings/{meeting_id}/", {"starts_at": "9999-12-31T23:00:00+00:00"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"starts_at": ["Book at most 10 years ahead."]}
+    assert alice_api.get(f"/api/v1/meetings/{meeting_id}/").json()["starts_at"] != "9999-12-31T23:00:00Z"

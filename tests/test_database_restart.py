@@ -152,6 +152,7 @@ def test_postgres_restart_under_load_recovers_without_restarting_the_app(private
     pids_before = [p.process.pid for p in processes]
     results: list[tuple[float, float, str, str | None]] = []  # started, finished, outcome, meeting ID
     lock = threading.Lock()
+    invited: list[str] = []  # the invitee of each booking that got a 201
     start = time.monotonic()
 
     def client(n: int) -> None:
@@ -159,15 +160,18 @@ def test_postgres_restart_under_load_recovers_without_restarting_the_app(private
             if time.monotonic() - start > LOAD_SECONDS:
                 return
             began = time.monotonic()
+            invitee = f"load{n}-{i}@example.org"
             try:
                 response = requests.post(
                     f"{url}/api/v1/meetings/",
-                    json=booking(title=f"load {n}-{i}", invitees=[f"load{n}-{i}@example.org"]),
+                    json=booking(title=f"load {n}-{i}", invitees=[invitee]),
                     headers=headers,
                     timeout=30,
                 )
                 outcome = str(response.status_code)
                 meeting_id = response.json()["id"] if response.status_code == 201 else None
+                if meeting_id is not None:
+                    invited.append(invitee)
             except requests.RequestException as exc:
                 outcome, meeting_id = type(exc).__name__, None
             with lock:
@@ -202,21 +206,25 @@ def test_postgres_restart_under_load_recovers_without_restarting_the_app(private
 
     # Nothing lost: every meeting that got a 201 is in the database, and its invitation is sent.
     booked = {m for *_x, m in results if m is not None}
-    stored = {row[0] for row in pg.query("SELECT title FROM meetings_meeting")}
-    assert len(stored) >= len(booked)
     ids = {row[0] for row in pg.query("SELECT public_id FROM meetings_meeting")}
     from meetings.credentials import normalize_meeting_id
 
     assert {normalize_meeting_id(m) for m in booked} <= ids
-    real.wait_until(lambda: len(mailbox.messages) >= len(booked), timeout=90, what="every invitation")
+    real.wait_until(
+        lambda: set(invited) <= {m["To"] for m in mailbox.messages}, timeout=90, what="every invitation"
+    )
     time.sleep(2)  # two more flush periods: a duplicate would show now
     ids_received = Counter(m["Message-ID"] for m in mailbox.messages)
     duplicates = sum(n - 1 for n in ids_received.values())
-    assert len(ids_received) >= len(booked)
+    assert duplicates == 0, duplicates
+    # A message whose "sent" mark the restart swallowed stays "sending" until the stale-claim
+    # timeout (10 min) re-sends it: at least once, so it would be counted here as left over.
+    outbox = dict(pg.query("SELECT status, count(*) FROM meetings_outboundmessage GROUP BY status"))
     print(
         f"\npostgres restart: {len(results)} bookings from {LOAD_CLIENTS} clients, {len(booked)} got 201, "
         f"{len(failures)} failed during the restart ({dict(Counter(o for *_x, o in failures))}); "
         f"pg_ctl restart took {restart_done - restart_began:.1f}s; first booking succeeded "
         f"{first_success_after - restart_began:.1f}s after the restart began; "
-        f"0 errors after; all {len(booked)} booked meetings stored and their mail delivered, duplicates {duplicates}"
+        f"0 errors after; all {len(booked)} booked meetings stored and their mail delivered, duplicates {duplicates}; "
+        f"outbox rows by status {outbox}"
     )
