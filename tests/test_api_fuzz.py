@@ -152,6 +152,12 @@ def test_every_operation_survives_fuzzing_and_matches_the_schema(schema, who, re
     assert labels == {op.label for op in operations}
     # Fuzzing reached past the 404s: real objects were acted on successfully.
     assert any(200 <= code < 300 for (label, code) in statuses if "{meeting_id}" in label)
+    # And it ran as who it says: only staff changed a level; a host was refused.
+    level_change = "PATCH /api/v1/classifications/{code}/"
+    if user.is_staff:
+        assert statuses[(level_change, 200)] > 0
+    else:
+        assert statuses[(level_change, 200)] == 0 and statuses[(level_change, 403)] > 0
     summary = ", ".join(
         f"{code}: {n}" for code, n in sorted(Counter(c for _l, c in statuses.elements()).items())
     )
