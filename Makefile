@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install clean worker beat screenshots bench
+.PHONY: run test lint format install clean worker beat screenshots bench scaleout
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,13 @@ worker: $(STAMP)
 
 beat: $(STAMP)
 	$(BIN)/celery -A scheduler beat --loglevel=INFO --schedule var/celerybeat-schedule
+
+# Two web servers (WEB1_PORT, WEB2_PORT), two workers and one beat (see Procfile);
+# needs DATABASE_URL (PostgreSQL) and REDIS_URL, from .env or the environment.
+scaleout: $(STAMP)
+	mkdir -p var
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python manage.py migrate --noinput
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile
 
 # Screenshots of the main pages into docs/screenshots/ (drives the browser test).
 screenshots: $(STAMP) /usr/bin/chromium

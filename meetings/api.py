@@ -2,8 +2,10 @@
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.request import Request
@@ -17,6 +19,7 @@ from meetings.join_pages import JOIN_HEADERS
 from meetings.models import ClassificationLevel, Invitation, LobbyEntry, Meeting
 from meetings.serializers import (
     AdmittedCountOutput,
+    ErrorDetailOutput,
     InvitationOutput,
     InvitationsCreateInput,
     JoinedOutput,
@@ -31,11 +34,33 @@ from meetings.serializers import (
     PasscodeOutput,
 )
 
+# Error answers, documented so that clients (and the schema fuzz test) can rely on them.
+ERROR_RESPONSES = {
+    400: OpenApiResponse(
+        OpenApiTypes.OBJECT,
+        description='Malformed or refused, by field: {"field": ["message"]}, or {"detail": "message"}',
+    ),
+    403: OpenApiResponse(ErrorDetailOutput, description="Not allowed"),
+    404: OpenApiResponse(ErrorDetailOutput, description="No such object, or not yours (one answer for both)"),
+    410: OpenApiResponse(ErrorDetailOutput, description="The meeting was cancelled or has ended"),
+    429: OpenApiResponse(ErrorDetailOutput, description="Too many attempts"),
+    503: OpenApiResponse(ErrorDetailOutput, description="A service it depends on is down: try again later"),
+}
+
+
+def responses(ok: Any, *errors: int, ok_status: int = 200) -> dict[int, Any]:
+    """The success answer plus the listed error answers, for extend_schema."""
+    return {ok_status: ok, **{code: ERROR_RESPONSES[code] for code in errors}}
+
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus a policy refusal as a 400 naming each field."""
     if isinstance(exc, services.Refused):
         return Response(exc.as_dict(), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent | RequestDataTooBig):
+        # Django's own limits on a request body: a JSON 400 like any other bad input,
+        # rather than the site's HTML error page (found by fuzzing the API).
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     return drf_exception_handler(exc, context)
 
 
@@ -67,11 +92,11 @@ class LevelDetailApi(APIView):
             raise Http404("No such classification level.")
         return level
 
-    @extend_schema(responses=LevelOutput)
+    @extend_schema(responses=responses(LevelOutput, 404))
     def get(self, request: Request, code: str) -> Response:
         return Response(LevelOutput(self._level(code)).data)
 
-    @extend_schema(request=LevelUpdateInput, responses=LevelOutput)
+    @extend_schema(request=LevelUpdateInput, responses=responses(LevelOutput, 400, 403, 404))
     def patch(self, request: Request, code: str) -> Response:
         level = self._level(code)
         serializer = LevelUpdateInput(data=request.data, context={"level": level})
@@ -88,8 +113,7 @@ class MeetingListApi(APIView):
         return Response(MeetingOutput(selectors.meetings_for_host(request.user), many=True).data)
 
     @extend_schema(
-        request=MeetingBookInput,
-        responses={201: MeetingWithPasscodeOutput, 400: OpenApiResponse(description="Refused, by field")},
+        request=MeetingBookInput, responses=responses(MeetingWithPasscodeOutput, 400, ok_status=201)
     )
     def post(self, request: Request) -> Response:
         serializer = MeetingBookInput(data=request.data)
@@ -114,11 +138,11 @@ class MeetingListApi(APIView):
 
 
 class MeetingDetailApi(APIView):
-    @extend_schema(responses=MeetingOutput)
+    @extend_schema(responses=responses(MeetingOutput, 404))
     def get(self, request: Request, meeting_id: str) -> Response:
         return Response(MeetingOutput(_host_meeting(request, meeting_id)).data)
 
-    @extend_schema(request=MeetingUpdateInput, responses=MeetingOutput)
+    @extend_schema(request=MeetingUpdateInput, responses=responses(MeetingOutput, 400, 404))
     def patch(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         serializer = MeetingUpdateInput(data=request.data)
@@ -137,7 +161,7 @@ class MeetingDetailApi(APIView):
 
 
 class MeetingCancelApi(APIView):
-    @extend_schema(request=None, responses=MeetingOutput)
+    @extend_schema(request=None, responses=responses(MeetingOutput, 400, 404))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = services.meeting_cancel(
             meeting=_host_meeting(request, meeting_id), actor=signed_in_user(request)
@@ -146,7 +170,7 @@ class MeetingCancelApi(APIView):
 
 
 class MeetingPasscodeApi(APIView):
-    @extend_schema(request=None, responses=PasscodeOutput)
+    @extend_schema(request=None, responses=responses(PasscodeOutput, 400, 404))
     def post(self, request: Request, meeting_id: str) -> Response:
         passcode = services.meeting_rotate_passcode(
             meeting=_host_meeting(request, meeting_id),
@@ -157,13 +181,16 @@ class MeetingPasscodeApi(APIView):
 
 
 class MeetingInvitationsApi(APIView):
-    @extend_schema(responses=InvitationOutput(many=True))
+    @extend_schema(responses=responses(InvitationOutput(many=True), 404))
     def get(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         invitations = selectors.invitations_for_meeting(meeting)
         return Response(InvitationOutput(invitations, many=True, context={"meeting": meeting}).data)
 
-    @extend_schema(request=InvitationsCreateInput, responses={201: InvitationOutput(many=True)})
+    @extend_schema(
+        request=InvitationsCreateInput,
+        responses=responses(InvitationOutput(many=True), 400, 404, ok_status=201),
+    )
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         serializer = InvitationsCreateInput(data=request.data)
@@ -189,7 +216,7 @@ def _host_invitation(request: Request, meeting_id: str, invitation_id: str) -> I
 
 
 class InvitationResendApi(APIView):
-    @extend_schema(request=None, responses=InvitationOutput)
+    @extend_schema(request=None, responses=responses(InvitationOutput, 400, 404))
     def post(self, request: Request, meeting_id: str, invitation_id: str) -> Response:
         invitation = services.invitation_resend(
             invitation=_host_invitation(request, meeting_id, invitation_id),
@@ -201,7 +228,7 @@ class InvitationResendApi(APIView):
 
 
 class InvitationRevokeApi(APIView):
-    @extend_schema(request=None, responses=InvitationOutput)
+    @extend_schema(request=None, responses=responses(InvitationOutput, 400, 404))
     def post(self, request: Request, meeting_id: str, invitation_id: str) -> Response:
         invitation = services.invitation_revoke(
             invitation=_host_invitation(request, meeting_id, invitation_id),
@@ -238,11 +265,13 @@ class JoinApi(APIView):
     @extend_schema(
         request=JoinInput,
         responses={
-            201: JoinedOutput,
-            400: OpenApiResponse(description="Malformed input, by field"),
-            403: OpenApiResponse(description="Unknown meeting ID or wrong passcode (one answer for both)"),
-            429: OpenApiResponse(description="Too many attempts"),
-            503: OpenApiResponse(description="The limiter is down: no passcode is checked"),
+            **responses(JoinedOutput, 400, 410, 429, ok_status=201),
+            403: OpenApiResponse(
+                ErrorDetailOutput, description="Unknown meeting ID or wrong passcode (one answer for both)"
+            ),
+            503: OpenApiResponse(
+                ErrorDetailOutput, description="The limiter is down: no passcode is checked"
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -275,7 +304,7 @@ class JoinApi(APIView):
 
 
 class LobbyApi(APIView):
-    @extend_schema(responses=LobbyEntryOutput(many=True))
+    @extend_schema(responses=responses(LobbyEntryOutput(many=True), 404))
     def get(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         return Response(list(selectors.lobby_for_host(meeting)), headers={"Cache-Control": "no-store"})
@@ -284,7 +313,7 @@ class LobbyApi(APIView):
 class LobbyDecisionApi(APIView):
     decision = "admit"
 
-    @extend_schema(request=None, responses=LobbyEntryOutput)
+    @extend_schema(request=None, responses=responses(LobbyEntryOutput, 400, 404))
     def post(self, request: Request, meeting_id: str, entry_id: int) -> Response:
         meeting = _host_meeting(request, meeting_id)
         decide = {
@@ -300,7 +329,7 @@ class LobbyDecisionApi(APIView):
 
 
 class LobbyAdmitAllApi(APIView):
-    @extend_schema(request=None, responses=AdmittedCountOutput)
+    @extend_schema(request=None, responses=responses(AdmittedCountOutput, 400, 404))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         admitted = services.lobby_admit_all(meeting=meeting, actor=signed_in_user(request))
@@ -310,7 +339,7 @@ class LobbyAdmitAllApi(APIView):
 class MeetingLifecycleApi(APIView):
     action = "start"
 
-    @extend_schema(request=None, responses=MeetingOutput)
+    @extend_schema(request=None, responses=responses(MeetingOutput, 400, 404))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         act = {

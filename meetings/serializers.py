@@ -265,5 +265,9 @@ class JoinedOutput(serializers.Serializer):
     status_url = serializers.CharField(help_text="JSON status, authorised by this browser session.")
 
 
+class ErrorDetailOutput(serializers.Serializer):
+    detail = serializers.CharField()
+
+
 class AdmittedCountOutput(serializers.Serializer):
     admitted = serializers.IntegerField()

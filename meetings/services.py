@@ -29,6 +29,7 @@ from meetings.models import (
 )
 
 MAX_DURATION_MINUTES = 1440
+BOOKING_HORIZON = timedelta(days=10 * 365)
 OUTBOX_MAX_ATTEMPTS = 8
 OUTBOX_FLUSH_BATCH = 500
 
@@ -105,7 +106,13 @@ def _schedule_violations(
     violations = []
     if timezone.is_naive(starts_at):
         violations.append(policy.Violation("starts_at", "Give the start time with a UTC offset."))
-    elif starts_at + timedelta(minutes=duration_minutes) <= now:
+    elif starts_at - now > BOOKING_HORIZON:
+        # Also keeps end times, link expiries and grace periods far from datetime.max: a
+        # start in the year 9999 used to overflow into a 500 (found by probing the API).
+        violations.append(
+            policy.Violation("starts_at", f"Book at most {BOOKING_HORIZON.days // 365} years ahead.")
+        )
+    elif starts_at + timedelta(minutes=min(max(duration_minutes, 0), MAX_DURATION_MINUTES)) <= now:
         violations.append(policy.Violation("starts_at", "This meeting would already have ended."))
     if not 1 <= duration_minutes <= MAX_DURATION_MINUTES:
         violations.append(
@@ -618,7 +625,8 @@ def outbox_send(*, message_id: int) -> SendResult:
     try:
         email.send(fail_silently=False)
     except Exception as exc:  # any transport failure: keep the row, retry later
-        delay = min(30 * 2 ** (row.attempts - 1), 3600)
+        # Exponential backoff from a configurable base (tests shorten it), capped at an hour.
+        delay = min(settings.ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS * 2 ** (row.attempts - 1), 3600)
         final = row.attempts >= OUTBOX_MAX_ATTEMPTS
         OutboundMessage.objects.filter(pk=row.pk, status=OutboundMessage.Status.SENDING).update(
             status=OutboundMessage.Status.FAILED if final else OutboundMessage.Status.PENDING,

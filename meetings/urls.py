@@ -36,7 +36,8 @@ urlpatterns = [
 
 api_urlpatterns = [
     path("classifications/", api.LevelListApi.as_view(), name="api-levels"),
-    path("classifications/<slug:code>/", api.LevelDetailApi.as_view(), name="api-level"),
+    # str, not slug: any other code gets the API's JSON 404, not the site's HTML one.
+    path("classifications/<str:code>/", api.LevelDetailApi.as_view(), name="api-level"),
     path("meetings/", api.MeetingListApi.as_view(), name="api-meetings"),
     path("meetings/<str:meeting_id>/", api.MeetingDetailApi.as_view(), name="api-meeting"),
     path("meetings/<str:meeting_id>/cancel/", api.MeetingCancelApi.as_view(), name="api-meeting-cancel"),

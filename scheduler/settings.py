@@ -360,6 +360,10 @@ ANTECHAMBER_REQUIRE_SERVICES = envbool("ANTECHAMBER_REQUIRE_SERVICES", False)
 # the periodic flush leaves messages younger than the grace to their own task.
 ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS = env.int("ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS", default=600)
 ANTECHAMBER_OUTBOX_FLUSH_GRACE_SECONDS = env.int("ANTECHAMBER_OUTBOX_FLUSH_GRACE_SECONDS", default=30)
+# A failed send is retried after base, 2 x base, 4 x base ... seconds (at most an hour).
+ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS = env.int("ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS", default=30)
+if ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS < 1:
+    raise ImproperlyConfigured("ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS must be at least 1.")
 
 # --- Logging --------------------------------------------------------------------------
 # Structured request logs (django-structlog: request_started/request_finished with a
