@@ -60,6 +60,7 @@ beat: $(STAMP)
 scaleout: $(STAMP)
 	mkdir -p var
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python manage.py migrate --noinput
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile
 
 # Screenshots of the main pages into docs/screenshots/ (drives the browser test).
