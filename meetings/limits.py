@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,37 @@ def _release(key: str) -> None:
         _cache().decr(key)
 
 
+def _redis_client() -> Any | None:
+    """The raw Redis client behind the cache, or None for other backends (tests, make run)."""
+    cache = _cache()
+    inner = getattr(cache, "_cache", None)
+    get_client = getattr(inner, "get_client", None)
+    if not isinstance(cache, RedisCache) or get_client is None:
+        return None
+    return get_client(write=True)
+
+
+def _reserve_both(c_key: str, m_key: str) -> tuple[int, int]:
+    """Both increments in one round trip where the cache is Redis (the flood benchmark's
+    profile: the limiter's round trips were a third of a refused attempt's cost).
+
+    INCR creates a missing key at 1; EXPIRE … NX then starts its window, and only then.
+    MULTI makes the pair atomic, so a key can never be left without a TTL.
+    """
+    client = _redis_client()
+    if client is None:
+        return _reserve(c_key), _reserve(m_key)
+    cache = _cache()
+    window = _window()
+    keys = [cache.make_and_validate_key(c_key), cache.make_and_validate_key(m_key)]
+    pipe = client.pipeline(transaction=True)
+    for key in keys:
+        pipe.incr(key)
+        pipe.expire(key, window, nx=True)
+    c_count, _c_ttl, m_count, _m_ttl = pipe.execute()
+    return int(c_count), int(m_count)
+
+
 def reserve(*, public_id: str, address: str) -> Reservation | Limited:
     """Take one slot per meeting and per client address, or say which limit refuses.
 
@@ -93,9 +126,11 @@ def reserve(*, public_id: str, address: str) -> Reservation | Limited:
     """
     m_key, c_key = meeting_key(public_id), client_key(address)
     try:
-        if _reserve(c_key) > settings.ANTECHAMBER_JOIN_CLIENT_FAILURES:
+        client_count, count = _reserve_both(c_key, m_key)
+        if client_count > settings.ANTECHAMBER_JOIN_CLIENT_FAILURES:
+            # Refused before any work: the meeting slot is not used.
+            _release(m_key)
             return Limited("client")
-        count = _reserve(m_key)
         if count > settings.ANTECHAMBER_JOIN_MEETING_FAILURES:
             # Refused before any work: the client slot is not used.
             _release(c_key)

@@ -259,3 +259,27 @@ def test_the_limit_holds_across_two_server_processes_sharing_redis(alice_api, ta
             server.stop()
     assert AuditEvent.objects.filter(meeting_public_id=public_id, action="passcode_join_locked").count() == 1
     assert len(tasks_run.wait_for(1)) == 1
+
+
+def test_redis_limiter_counts_both_keys_and_always_sets_a_window():
+    from django.core.cache import cache
+
+    from meetings import limits
+    from tests import services as real
+
+    client = limits._redis_client()
+    if client is None:
+        real.missing("the one-round-trip limiter path needs the Redis cache (set REDIS_URL)")
+    public_id, address = "TTLTESTTTLTEST00", "192.0.2.7"
+    first = limits.reserve(public_id=public_id, address=address)
+    second = limits.reserve(public_id=public_id, address=address)
+    assert isinstance(first, limits.Reservation) and isinstance(second, limits.Reservation)
+    assert (first.meeting_count, second.meeting_count) == (1, 2)
+    for key in (limits.meeting_key(public_id), limits.client_key(address)):
+        raw = cache.make_and_validate_key(key)
+        assert 0 < client.ttl(raw) <= limits._window()
+        assert cache.get(key) == 2  # the Django cache reads what the pipeline wrote
+    limits.release(second)
+    assert cache.get(limits.meeting_key(public_id)) == 1
+    limits.meeting_unlock(public_id)
+    assert cache.get(limits.meeting_key(public_id)) is None
