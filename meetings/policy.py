@@ -238,6 +238,9 @@ def lobby_bypass(level: Level, meeting_waiting_room: bool, source: str) -> bool:
     return source == SOURCE_INVITATION and not level.require_waiting_room and not meeting_waiting_room
 
 
+LOCKED_MESSAGE = "The host has locked this meeting: no one new can join."
+
+
 @dataclass(frozen=True)
 class JoinRefusal:
     code: str  # "invitation_needed", "sign_in", "locked", "cancelled", "ended"
@@ -271,7 +274,7 @@ def passcode_join_refusal(
     if not level.allow_guests and not signed_in:
         return JoinRefusal("sign_in", f"Sign in to join {level.name} meetings; guests are not allowed.")
     if locked:
-        return JoinRefusal("locked", "The host has locked this meeting: no one new can join.")
+        return JoinRefusal("locked", LOCKED_MESSAGE)
     if passcode_bits < required_passcode_bits(level):
         # The level was tightened after this passcode was made: it is too weak now.
         return JoinRefusal(

@@ -1269,7 +1269,8 @@ def invitation_enter_lobby(*, invitation: Invitation, user: User | None, display
     if meeting.is_ended:
         raise LinkGone(policy.LinkState.ENDED)
     if meeting.is_locked:
-        raise Refused([policy.Violation("detail", "The host has locked this meeting: no one new can join.")])
+        # The same rule as for passcode joiners: a locked meeting takes no one new.
+        raise Refused([policy.Violation("detail", policy.LOCKED_MESSAGE)])
     return lobby_enter(
         meeting=meeting,
         display_name=display_name,

@@ -379,3 +379,13 @@ def test_link_post_accepts_the_null_origin_of_a_no_referrer_page_but_still_check
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     response = human.post(f"/j/{token}/", {"csrfmiddlewaretoken": csrf}, HTTP_ORIGIN="null")
     assert response.status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_locked_meeting_takes_no_new_invitee_into_the_waiting_room(alice_api):
+    booked, token = _invite_and_get_token(alice_api)
+    assert alice_api.post(f"/api/v1/meetings/{booked['id']}/lock/").status_code == 200
+    response = Client().post(f"/j/{token}/", follow=True)
+    assert response.status_code == 403
+    assert "no one new can join" in response.content.decode()
+    assert alice_api.get(f"/api/v1/meetings/{booked['id']}/lobby/").json() == []
