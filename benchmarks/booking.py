@@ -25,10 +25,11 @@ def main() -> None:
         from django.contrib.auth.models import User
         from django.utils import timezone
 
-        from meetings import credentials, services
+        from meetings import credentials
+        from meetings.services import tokens
 
         host = User.objects.create_user("bench-host", "host@example.org")
-        _token, key = services.api_token_create(user=host, label="bench")
+        _token, key = tokens.api_token_create(user=host, label="bench")
         url, _web = stack.web(env, workers=2)
         session = requests.Session()
         session.headers["Authorization"] = f"Token {key}"

@@ -56,12 +56,13 @@ def main() -> None:
         from django.contrib.auth.models import User
         from django.utils import timezone
 
-        from meetings import emails, services
+        from meetings import emails
         from meetings.models import ClassificationLevel, OutboundMessage
+        from meetings.services import booking, tokens
 
         host = User.objects.create_user("bench-host", "host@example.org")
-        key = services.api_token_create(user=host, label="bench")[1]
-        booked = services.meeting_book(
+        key = tokens.api_token_create(user=host, label="bench")[1]
+        booked = booking.meeting_book(
             host=host,
             title="All hands",
             starts_at=timezone.now() + timedelta(days=1),

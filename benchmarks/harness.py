@@ -1,7 +1,7 @@
 """What every benchmark shares: a fresh PostgreSQL schema, real processes, timed clients,
 and the table in docs/BENCHMARKS.md.
 
-Processes (a private Redis, gunicorn, Celery workers) come from tests/services.py, so
+Processes (a private Redis, gunicorn, Celery workers) come from tests/real_services.py, so
 the benchmarks and the fault tests start the stack the same way. Nothing here touches
 Redis on 6379: every script starts its own on a free port.
 """
@@ -83,7 +83,7 @@ class Stack(contextlib.ExitStack):
 
     def __init__(self) -> None:
         super().__init__()
-        from tests import services as real
+        from tests import real_services as real
 
         self.real = real
         self.redis_port = free_port()

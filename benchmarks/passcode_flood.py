@@ -30,13 +30,13 @@ def main() -> None:
         from django.contrib.auth.models import User
         from django.utils import timezone
 
-        from meetings import services
         from meetings.models import AuditEvent, ClassificationLevel
+        from meetings.services import booking, tokens
 
         official = ClassificationLevel.objects.get(code="official")
 
         def book(host: User, title: str):
-            return services.meeting_book(
+            return booking.meeting_book(
                 host=host,
                 title=title,
                 starts_at=timezone.now() + timedelta(days=1),
@@ -51,7 +51,7 @@ def main() -> None:
             user = User.objects.create_user(f"host{n}", f"host{n}@example.org")
             for m in range(5):
                 book(user, f"Meeting {m} of host {n}")
-            keys.append(services.api_token_create(user=user, label="bench")[1])
+            keys.append(tokens.api_token_create(user=user, label="bench")[1])
         wrong = ("0" if target.passcode[0] != "0" else "1") + target.passcode[1:]
         url, web = stack.web(env, workers=WORKERS)
 

@@ -33,12 +33,12 @@ def main() -> None:
         from django.contrib.auth.models import User
         from django.utils import timezone
 
-        from meetings import services
         from meetings.models import AuditEvent, ClassificationLevel, JoinLink, OutboundMessage
+        from meetings.services import booking, invitations
 
         host = User.objects.create_user("bench-host", "host@example.org")
         with harness.timed(f"booking and inviting {INVITEES} (in the driver)"):
-            booked = services.meeting_book(
+            booked = booking.meeting_book(
                 host=host,
                 title="All hands",
                 starts_at=timezone.now() + timedelta(minutes=5),
@@ -46,7 +46,7 @@ def main() -> None:
                 classification=ClassificationLevel.objects.get(code="official"),
                 host_has_second_factor=True,
             )
-            services.invitations_create(
+            invitations.invitations_create(
                 meeting=booked.meeting,
                 actor=host,
                 emails_to_invite=[f"person{i}@example.org" for i in range(INVITEES)],

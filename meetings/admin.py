@@ -6,9 +6,9 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest, StreamingHttpResponse
 
-from meetings import services
 from meetings.authentication import signed_in_user
 from meetings.models import ApiToken, AuditEvent, ClassificationLevel, Meeting, OutboundMessage
+from meetings.services import levels
 
 
 @admin.register(ClassificationLevel)
@@ -40,9 +40,9 @@ class ClassificationLevelAdmin(admin.ModelAdmin):
             return
         # Through the service, so a tightening here reaches meetings exactly as over the API.
         changes = {
-            name: form.cleaned_data[name] for name in form.changed_data if name in services.LEVEL_CHANGEABLE
+            name: form.cleaned_data[name] for name in form.changed_data if name in levels.LEVEL_CHANGEABLE
         }
-        services.classification_update(
+        levels.level_update(
             level=ClassificationLevel.objects.get(pk=obj.pk), actor=signed_in_user(request), changes=changes
         )
         obj.refresh_from_db()

@@ -13,10 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from meetings import selectors, services
+from meetings import errors, selectors
 from meetings.authentication import client_address, has_second_factor, lobby_secret_bind, signed_in_user
-from meetings.join_pages import JOIN_HEADERS
-from meetings.models import ClassificationLevel, Invitation, LobbyEntry, Meeting
+from meetings.middleware import JOIN_HEADERS
+from meetings.models import ClassificationLevel, Invitation, Meeting
 from meetings.serializers import (
     AdmittedCountOutput,
     ErrorDetailOutput,
@@ -33,6 +33,7 @@ from meetings.serializers import (
     MeetingWithPasscodeOutput,
     PasscodeOutput,
 )
+from meetings.services import booking, invitations, levels, lifecycle, lobby
 
 # Error answers, documented so that clients (and the schema fuzz test) can rely on them.
 ERROR_RESPONSES = {
@@ -40,8 +41,11 @@ ERROR_RESPONSES = {
         OpenApiTypes.OBJECT,
         description='Malformed or refused, by field: {"field": ["message"]}, or {"detail": "message"}',
     ),
-    403: OpenApiResponse(ErrorDetailOutput, description="Not allowed"),
+    403: OpenApiResponse(ErrorDetailOutput, description="Not allowed (e.g. a second factor is needed)"),
     404: OpenApiResponse(ErrorDetailOutput, description="No such object, or not yours (one answer for both)"),
+    409: OpenApiResponse(
+        ErrorDetailOutput, description="The object's state refuses it: cancelled, ended, already decided"
+    ),
     410: OpenApiResponse(ErrorDetailOutput, description="The meeting was cancelled or has ended"),
     429: OpenApiResponse(ErrorDetailOutput, description="Too many attempts"),
     503: OpenApiResponse(ErrorDetailOutput, description="A service it depends on is down: try again later"),
@@ -54,9 +58,10 @@ def responses(ok: Any, *errors: int, ok_status: int = 200) -> dict[int, Any]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus a policy refusal as a 400 naming each field."""
-    if isinstance(exc, services.Refused):
-        return Response(exc.as_dict(), status=status.HTTP_400_BAD_REQUEST)
+    """DRF's handler, plus every service error (meetings.errors) with its status and code."""
+    if isinstance(exc, errors.ServiceError):
+        headers = JOIN_HEADERS if isinstance(exc, errors.JoinDenied) else None
+        return Response(exc.as_dict(), status=exc.status, headers=headers)
     if isinstance(exc, TooManyFieldsSent | TooManyFilesSent | RequestDataTooBig):
         # Django's own limits on a request body: a JSON 400 like any other bad input,
         # rather than the site's HTML error page (found by fuzzing the API).
@@ -101,7 +106,7 @@ class LevelDetailApi(APIView):
         level = self._level(code)
         serializer = LevelUpdateInput(data=request.data, context={"level": level})
         serializer.is_valid(raise_exception=True)
-        level, _touched = services.classification_update(
+        level, _touched = levels.level_update(
             level=level, actor=signed_in_user(request), changes=dict(serializer.validated_data)
         )
         return Response(LevelOutput(level).data)
@@ -119,7 +124,7 @@ class MeetingListApi(APIView):
         serializer = MeetingBookInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        booked = services.meeting_book(
+        booked = booking.meeting_book(
             host=signed_in_user(request),
             title=data["title"],
             starts_at=data["starts_at"],
@@ -142,12 +147,12 @@ class MeetingDetailApi(APIView):
     def get(self, request: Request, meeting_id: str) -> Response:
         return Response(MeetingOutput(_host_meeting(request, meeting_id)).data)
 
-    @extend_schema(request=MeetingUpdateInput, responses=responses(MeetingOutput, 400, 404))
+    @extend_schema(request=MeetingUpdateInput, responses=responses(MeetingOutput, 400, 403, 404, 409))
     def patch(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         serializer = MeetingUpdateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
-        updated = services.meeting_update(
+        updated = booking.meeting_update(
             meeting=meeting,
             actor=signed_in_user(request),
             changes=dict(serializer.validated_data),
@@ -161,18 +166,18 @@ class MeetingDetailApi(APIView):
 
 
 class MeetingCancelApi(APIView):
-    @extend_schema(request=None, responses=responses(MeetingOutput, 400, 404))
+    @extend_schema(request=None, responses=responses(MeetingOutput, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
-        meeting = services.meeting_cancel(
+        meeting = booking.meeting_cancel(
             meeting=_host_meeting(request, meeting_id), actor=signed_in_user(request)
         )
         return Response(MeetingOutput(meeting).data)
 
 
 class MeetingPasscodeApi(APIView):
-    @extend_schema(request=None, responses=responses(PasscodeOutput, 400, 404))
+    @extend_schema(request=None, responses=responses(PasscodeOutput, 403, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
-        passcode = services.meeting_rotate_passcode(
+        passcode = booking.meeting_rotate_passcode(
             meeting=_host_meeting(request, meeting_id),
             actor=signed_in_user(request),
             host_has_second_factor=has_second_factor(request),
@@ -189,21 +194,21 @@ class MeetingInvitationsApi(APIView):
 
     @extend_schema(
         request=InvitationsCreateInput,
-        responses=responses(InvitationOutput(many=True), 400, 404, ok_status=201),
+        responses=responses(InvitationOutput(many=True), 400, 403, 404, 409, ok_status=201),
     )
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         serializer = InvitationsCreateInput(data=request.data)
         serializer.is_valid(raise_exception=True)
-        created = services.invitations_create(
+        created = invitations.invitations_create(
             meeting=meeting,
             actor=signed_in_user(request),
             emails_to_invite=serializer.validated_data["emails"],
             host_has_second_factor=has_second_factor(request),
         )
-        invitations = selectors.invitations_for_meeting(meeting).filter(pk__in=[i.pk for i in created])
+        rows = selectors.invitations_for_meeting(meeting).filter(pk__in=[i.pk for i in created])
         return Response(
-            InvitationOutput(invitations, many=True, context={"meeting": meeting}).data,
+            InvitationOutput(rows, many=True, context={"meeting": meeting}).data,
             status=status.HTTP_201_CREATED,
         )
 
@@ -216,9 +221,9 @@ def _host_invitation(request: Request, meeting_id: str, invitation_id: str) -> I
 
 
 class InvitationResendApi(APIView):
-    @extend_schema(request=None, responses=responses(InvitationOutput, 400, 404))
+    @extend_schema(request=None, responses=responses(InvitationOutput, 400, 403, 404, 409))
     def post(self, request: Request, meeting_id: str, invitation_id: str) -> Response:
-        invitation = services.invitation_resend(
+        invitation = invitations.invitation_resend(
             invitation=_host_invitation(request, meeting_id, invitation_id),
             actor=signed_in_user(request),
             host_has_second_factor=has_second_factor(request),
@@ -228,9 +233,9 @@ class InvitationResendApi(APIView):
 
 
 class InvitationRevokeApi(APIView):
-    @extend_schema(request=None, responses=responses(InvitationOutput, 400, 404))
+    @extend_schema(request=None, responses=responses(InvitationOutput, 400, 403, 404, 409))
     def post(self, request: Request, meeting_id: str, invitation_id: str) -> Response:
-        invitation = services.invitation_revoke(
+        invitation = invitations.invitation_revoke(
             invitation=_host_invitation(request, meeting_id, invitation_id),
             actor=signed_in_user(request),
             host_has_second_factor=has_second_factor(request),
@@ -240,23 +245,6 @@ class InvitationRevokeApi(APIView):
 
 
 # --- Joining, the lobby, the lifecycle ----------------------------------------------
-
-JOIN_STATUS = {
-    "wrong": status.HTTP_403_FORBIDDEN,
-    "limited": status.HTTP_429_TOO_MANY_REQUESTS,
-    "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
-    "invitation_needed": status.HTTP_403_FORBIDDEN,
-    "sign_in": status.HTTP_403_FORBIDDEN,
-    "locked": status.HTTP_403_FORBIDDEN,
-    "cancelled": status.HTTP_410_GONE,
-    "ended": status.HTTP_410_GONE,
-}
-# SECURITY: join answers hold a meeting's state; no cache may keep them, and the join
-# page's URL must not leak to any site it links to.
-
-
-def join_denied_status(denied: services.JoinDenied) -> int:
-    return JOIN_STATUS.get(denied.code, status.HTTP_403_FORBIDDEN)
 
 
 class JoinApi(APIView):
@@ -279,18 +267,16 @@ class JoinApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         user = request.user if request.user.is_authenticated else None
-        try:
-            entered = services.passcode_join(
-                raw_meeting_id=data["meeting_id"],
-                passcode=data["passcode"],
-                display_name=data["display_name"],
-                user=user,
-                client_address=client_address(request),
-            )
-        except services.JoinDenied as denied:
-            return Response(
-                {"detail": denied.message}, status=join_denied_status(denied), headers=JOIN_HEADERS
-            )
+        # SECURITY: join answers hold a meeting's state; no cache may keep them, and the
+        # join page's URL must not leak to any site it links to (JOIN_HEADERS, also on
+        # refusals: see exception_handler).
+        entered = lobby.lobby_join_by_passcode(
+            raw_meeting_id=data["meeting_id"],
+            passcode=data["passcode"],
+            display_name=data["display_name"],
+            user=user,
+            client_address=client_address(request),
+        )
         lobby_secret_bind(request.session, entered.entry.pk, entered.secret)
         meeting = entered.entry.meeting
         output = {
@@ -313,39 +299,36 @@ class LobbyApi(APIView):
 class LobbyDecisionApi(APIView):
     decision = "admit"
 
-    @extend_schema(request=None, responses=responses(LobbyEntryOutput, 400, 404))
+    @extend_schema(request=None, responses=responses(LobbyEntryOutput, 404, 409))
     def post(self, request: Request, meeting_id: str, entry_id: int) -> Response:
         meeting = _host_meeting(request, meeting_id)
         decide = {
-            "admit": services.lobby_admit,
-            "deny": services.lobby_deny,
-            "remove": services.lobby_remove,
+            "admit": lobby.lobby_admit,
+            "deny": lobby.lobby_deny,
+            "remove": lobby.lobby_remove,
         }[self.decision]
-        try:
-            entry = decide(meeting=meeting, entry_id=entry_id, actor=signed_in_user(request))
-        except LobbyEntry.DoesNotExist as exc:
-            raise Http404("No such lobby entry.") from exc
+        entry = decide(meeting=meeting, entry_id=entry_id, actor=signed_in_user(request))
         return Response(LobbyEntryOutput(entry).data)
 
 
 class LobbyAdmitAllApi(APIView):
-    @extend_schema(request=None, responses=responses(AdmittedCountOutput, 400, 404))
+    @extend_schema(request=None, responses=responses(AdmittedCountOutput, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
-        admitted = services.lobby_admit_all(meeting=meeting, actor=signed_in_user(request))
+        admitted = lobby.lobby_admit_all(meeting=meeting, actor=signed_in_user(request))
         return Response({"admitted": admitted})
 
 
 class MeetingLifecycleApi(APIView):
     action = "start"
 
-    @extend_schema(request=None, responses=responses(MeetingOutput, 400, 404))
+    @extend_schema(request=None, responses=responses(MeetingOutput, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         act = {
-            "start": services.meeting_start,
-            "lock": services.meeting_lock,
-            "unlock": services.meeting_unlock,
-            "end": services.meeting_end,
+            "start": lifecycle.meeting_start,
+            "lock": lifecycle.meeting_lock,
+            "unlock": lifecycle.meeting_unlock,
+            "end": lifecycle.meeting_end,
         }[self.action]
         return Response(MeetingOutput(act(meeting=meeting, actor=signed_in_user(request))).data)

@@ -13,6 +13,7 @@ class MeetingsConfig(AppConfig):
         from two_factor.signals import user_verified
 
         from meetings import receivers
+        from meetings import tasks as _registered  # noqa: F401 - services queue tasks by name
         from meetings.logging import configure_structlog
 
         configure_structlog()

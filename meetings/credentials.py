@@ -12,11 +12,12 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from django.conf import settings
 
+from meetings.policy import PASSCODE_FLOOR_BITS
+
 # Crockford's base32: no I, L, O or U, so IDs read aloud or typed survive.
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE_ALIASES = str.maketrans({"I": "1", "L": "1", "O": "0"})
 MEETING_ID_CHARS = 16  # 16 x 5 = 80 bits
-MEETING_ID_BITS = MEETING_ID_CHARS * 5
 BITS_PER_CHAR = 5
 DIAL_IN_CODE_DIGITS = 10
 
@@ -47,11 +48,11 @@ def normalize_meeting_id(raw: str) -> str | None:
 
 
 def passcode_length(min_bits: int) -> int:
-    return math.ceil(max(min_bits, 60) / BITS_PER_CHAR)
+    return math.ceil(max(min_bits, PASSCODE_FLOOR_BITS) / BITS_PER_CHAR)
 
 
 def new_passcode(min_bits: int) -> tuple[str, int]:
-    """A passcode of at least max(60, min_bits) random bits, grouped for reading. Returns (passcode, bits)."""
+    """A passcode of at least max(PASSCODE_FLOOR_BITS, min_bits) random bits, grouped for reading. Returns (passcode, bits)."""
     length = passcode_length(min_bits)
     return _group(_random_base32(length)), length * BITS_PER_CHAR
 

@@ -41,7 +41,9 @@ class BookingForm(forms.Form):
         label="Starts", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
     )
     timezone = forms.ChoiceField(label="Time zone")
-    duration_minutes = forms.IntegerField(label="Duration (minutes)", min_value=1, max_value=1440, initial=60)
+    duration_minutes = forms.IntegerField(
+        label="Duration (minutes)", min_value=1, max_value=policy.MAX_DURATION_MINUTES, initial=60
+    )
     cloud_recording = forms.BooleanField(required=False, label="Cloud recording")
     dial_in = forms.BooleanField(required=False, label="Telephone dial-in")
     waiting_room = forms.BooleanField(required=False, initial=True, label="Waiting room")

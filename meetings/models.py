@@ -9,8 +9,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Lower
 
 from meetings.credentials import format_meeting_id
-
-MIN_PASSCODE_BITS = 60
+from meetings.policy import MAX_DURATION_MINUTES, PASSCODE_FLOOR_BITS
 
 
 class ClassificationLevel(models.Model):
@@ -29,7 +28,7 @@ class ClassificationLevel(models.Model):
     require_participant_mfa = models.BooleanField(default=False)
     max_link_lifetime_hours = models.PositiveIntegerField(default=72)
     allowed_invitee_domains = models.JSONField(default=list, blank=True)
-    min_passcode_bits = models.PositiveSmallIntegerField(default=MIN_PASSCODE_BITS)
+    min_passcode_bits = models.PositiveSmallIntegerField(default=PASSCODE_FLOOR_BITS)
     retention_days = models.PositiveIntegerField(default=90)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -37,7 +36,7 @@ class ClassificationLevel(models.Model):
         ordering = ["rank"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(min_passcode_bits__gte=MIN_PASSCODE_BITS, min_passcode_bits__lte=256),
+                condition=Q(min_passcode_bits__gte=PASSCODE_FLOOR_BITS, min_passcode_bits__lte=256),
                 name="level_passcode_bits_range",
             ),
             models.CheckConstraint(
@@ -94,7 +93,7 @@ class Meeting(models.Model):
         indexes = [models.Index(fields=["host", "starts_at"])]
         constraints = [
             models.CheckConstraint(
-                condition=Q(duration_minutes__gte=1, duration_minutes__lte=1440),
+                condition=Q(duration_minutes__gte=1, duration_minutes__lte=MAX_DURATION_MINUTES),
                 name="meeting_duration_range",
             ),
             models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="meeting_ends_after_start"),
@@ -107,7 +106,7 @@ class Meeting(models.Model):
                 condition=Q(dial_in=True) | Q(dial_in_code=""), name="meeting_dial_in_code_only_with_dial_in"
             ),
             models.CheckConstraint(
-                condition=Q(passcode_bits__gte=MIN_PASSCODE_BITS), name="meeting_passcode_bits_min"
+                condition=Q(passcode_bits__gte=PASSCODE_FLOOR_BITS), name="meeting_passcode_bits_min"
             ),
         ]
 

@@ -10,6 +10,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+# Never a passcode under this many bits, whatever a level says (the spec's floor).
+PASSCODE_FLOOR_BITS = 60
+# The longest meeting, in minutes (a day).
+MAX_DURATION_MINUTES = 1440
+
 
 class Level(Protocol):
     code: str
@@ -141,7 +146,7 @@ def enforce_level(level: Level, options: MeetingOptions) -> list[Change]:
 
 
 def required_passcode_bits(level: Level) -> int:
-    return max(60, level.min_passcode_bits)
+    return max(PASSCODE_FLOOR_BITS, level.min_passcode_bits)
 
 
 # --- One-time join links ---------------------------------------------------------
@@ -224,7 +229,6 @@ def redemption_violation(
 
 # --- Joining and the waiting room ----------------------------------------------------
 
-SOURCE_PASSCODE = "passcode"
 SOURCE_INVITATION = "invitation"
 
 

@@ -1,11 +1,14 @@
 """Reads. Anything beyond a plain get lives here, with its joins."""
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.http import Http404
+from django.utils import timezone
 
 from meetings import conference
 from meetings.credentials import normalize_meeting_id, token_digest
@@ -21,14 +24,11 @@ from meetings.models import (
 )
 
 LOBBY_FIELDS = ("id", "display_name", "status", "source", "created_at")
+OUTBOX_FLUSH_BATCH = 500
 
 
 def levels() -> QuerySet[ClassificationLevel]:
     return ClassificationLevel.objects.order_by("rank")
-
-
-def bookable_levels() -> QuerySet[ClassificationLevel]:
-    return levels().filter(bookable=True)
 
 
 def level_by_code(code: str) -> ClassificationLevel | None:
@@ -159,12 +159,22 @@ def _open_room(meeting: Meeting) -> ConferenceRoom | None:
     if not conference.backend().configured:
         return None
     return (
-        ConferenceRoom.objects.filter(meeting_id=meeting.pk, closed_at=None).exclude(opened_at=None).first()
+        ConferenceRoom.objects.select_related("meeting")
+        .filter(meeting_id=meeting.pk, closed_at=None)
+        .exclude(opened_at=None)
+        .first()
     )
 
 
-def _room_spec(room: ConferenceRoom) -> conference.Room:
-    return conference.Room(number=room.number, secret=room.secret, pin=room.pin)
+def room_spec(room: ConferenceRoom) -> conference.Room:
+    """What the media server and the browsers are told about a room."""
+    return conference.Room(
+        number=room.number,
+        secret=room.secret,
+        pin=room.pin,
+        record=room.record,
+        description=room.meeting.title,
+    )
 
 
 def media_for_entry(entry: LobbyEntry) -> dict[str, Any] | None:
@@ -176,7 +186,7 @@ def media_for_entry(entry: LobbyEntry) -> dict[str, Any] | None:
     if room is None or not entry.media_token or entry.media_feed_id is None:
         return None
     return conference.browser_config(
-        room=_room_spec(room),
+        room=room_spec(room),
         token=entry.media_token,
         feed_id=entry.media_feed_id,
         display=entry.display_name,
@@ -188,9 +198,33 @@ def media_for_host(meeting: Meeting, display: str) -> dict[str, Any] | None:
     if room is None:
         return None
     return conference.browser_config(
-        room=_room_spec(room), token=room.host_token, feed_id=room.host_feed_id, display=display
+        room=room_spec(room), token=room.host_token, feed_id=room.host_feed_id, display=display
     )
 
 
 def media_configured() -> bool:
     return conference.backend().configured
+
+
+def active_invitations(meeting: Meeting) -> list[Invitation]:
+    return list(Invitation.objects.filter(meeting=meeting, revoked_at__isnull=True).order_by("id"))
+
+
+def outbox_due() -> list[int]:
+    """Pending messages due now (for the periodic flush), oldest first, at most a batch."""
+    now = timezone.now()
+    grace = timedelta(seconds=settings.ANTECHAMBER_OUTBOX_FLUSH_GRACE_SECONDS)
+    return list(
+        OutboundMessage.objects.filter(
+            status=OutboundMessage.Status.PENDING,
+            next_attempt_at__lte=now,
+            created_at__lte=now - grace,
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:OUTBOX_FLUSH_BATCH]
+    )
+
+
+def media_rooms_open() -> list[int]:
+    """Meetings whose media room may need syncing (for the periodic task)."""
+    return list(ConferenceRoom.objects.filter(closed_at=None).values_list("meeting_id", flat=True))

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from meetings import policy
 from meetings.credentials import normalize_meeting_id
 from meetings.models import ClassificationLevel, LobbyEntry, Meeting
-from meetings.services import LEVEL_CHANGEABLE
+from meetings.services.levels import LEVEL_CHANGEABLE
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -73,7 +73,7 @@ class LevelCodeField(serializers.SlugRelatedField):
 class MeetingBookInput(StrictSerializer):
     title = serializers.CharField(max_length=200)
     starts_at = AwareDateTimeField()
-    duration_minutes = serializers.IntegerField(min_value=1, max_value=1440)
+    duration_minutes = serializers.IntegerField(min_value=1, max_value=policy.MAX_DURATION_MINUTES)
     timezone = serializers.CharField(max_length=64, required=False, default="UTC")
     classification = LevelCodeField()
     cloud_recording = StrictBooleanField(required=False, default=False)
@@ -87,7 +87,9 @@ class MeetingBookInput(StrictSerializer):
 class MeetingUpdateInput(StrictSerializer):
     title = serializers.CharField(max_length=200, required=False)
     starts_at = AwareDateTimeField(required=False)
-    duration_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
+    duration_minutes = serializers.IntegerField(
+        min_value=1, max_value=policy.MAX_DURATION_MINUTES, required=False
+    )
     timezone = serializers.CharField(max_length=64, required=False)
     classification = LevelCodeField(required=False)
     cloud_recording = StrictBooleanField(required=False)
@@ -172,7 +174,9 @@ class LevelUpdateInput(StrictSerializer):
     allowed_invitee_domains = serializers.ListField(
         child=serializers.CharField(max_length=253), required=False, max_length=100
     )
-    min_passcode_bits = serializers.IntegerField(required=False, min_value=60, max_value=256)
+    min_passcode_bits = serializers.IntegerField(
+        required=False, min_value=policy.PASSCODE_FLOOR_BITS, max_value=256
+    )
     retention_days = serializers.IntegerField(required=False, min_value=1, max_value=36500)
 
     def validate_allowed_invitee_domains(self, value: list[str]) -> list[str]:
@@ -267,6 +271,9 @@ class JoinedOutput(serializers.Serializer):
 
 class ErrorDetailOutput(serializers.Serializer):
     detail = serializers.CharField()
+    code = serializers.CharField(
+        required=False, help_text="Stable, for programs: e.g. meeting_ended, already_decided, limited."
+    )
 
 
 class AdmittedCountOutput(serializers.Serializer):

@@ -1,17 +1,19 @@
-"""Thin Celery tasks: take IDs, call a service."""
+"""Thin Celery tasks: take IDs, call a service. Services queue them by name
+(services.outbox.dispatch) and never import this module."""
 
 import logging
 
 from celery import shared_task
 
-from meetings import services
+from meetings import selectors
+from meetings.services import delivery, media, retention
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True)
 def outbox_send(message_id: int) -> None:
-    result = services.outbox_send(message_id=message_id)
+    result = delivery.outbox_send(message_id=message_id)
     if result.retry_in is not None:
         outbox_send.apply_async(args=[message_id], countdown=result.retry_in)
 
@@ -19,7 +21,8 @@ def outbox_send(message_id: int) -> None:
 @shared_task(ignore_result=True)
 def outbox_flush() -> int:
     """Periodic (celery beat): send what a broker outage or a dead worker left pending."""
-    due = services.outbox_due()
+    delivery.outbox_release_stale_claims()
+    due = selectors.outbox_due()
     for message_id in due:
         outbox_send.delay(message_id)
     return len(due)
@@ -28,16 +31,22 @@ def outbox_flush() -> int:
 @shared_task(ignore_result=True)
 def retention_purge() -> int:
     """Periodic (celery beat, daily): drop records past their level's retention."""
-    return services.retention_purge()
+    return retention.retention_purge()
 
 
 @shared_task(ignore_result=True)
-def conference_sync_open() -> int:
-    """Periodic (celery beat): repair media rooms a failed after-commit sync left behind."""
-    meeting_ids = services.conference_rooms_open()
+def media_room_sync(meeting_id: int) -> None:
+    """After a decision commits: make the meeting's media room match the database."""
+    media.media_room_sync(meeting_id=meeting_id)
+
+
+@shared_task(ignore_result=True)
+def media_rooms_sync_open() -> int:
+    """Periodic (celery beat): repair media rooms a failed or lost sync left behind."""
+    meeting_ids = selectors.media_rooms_open()
     for meeting_id in meeting_ids:
         try:
-            services.conference_sync(meeting_id=meeting_id)
+            media.media_room_sync(meeting_id=meeting_id)
         except Exception:  # noqa: BLE001 - one room's media server trouble must not stop the rest
-            logger.exception("conference sync failed", extra={"meeting": meeting_id})
+            logger.exception("media room sync failed", extra={"meeting": meeting_id})
     return len(meeting_ids)

@@ -1,37 +1,38 @@
 from django.urls import path
 
-from meetings import api, invitation_views, views
+from meetings import api
+from meetings.views import hosts, participants
 
 app_name = "meetings"
 
 urlpatterns = [
-    path("meetings/", views.meeting_list, name="list"),
-    path("meetings/new/", views.meeting_book, name="book"),
-    path("meetings/<str:meeting_id>/", views.meeting_detail, name="detail"),
-    path("meetings/<str:meeting_id>/cancel/", views.meeting_cancel, name="cancel"),
-    path("meetings/<str:meeting_id>/passcode/", views.meeting_rotate_passcode, name="rotate_passcode"),
-    path("meetings/<str:meeting_id>/invitations/", invitation_views.invitations, name="invitations"),
+    path("meetings/", hosts.meeting_list, name="list"),
+    path("meetings/new/", hosts.meeting_book, name="book"),
+    path("meetings/<str:meeting_id>/", hosts.meeting_detail, name="detail"),
+    path("meetings/<str:meeting_id>/cancel/", hosts.meeting_cancel, name="cancel"),
+    path("meetings/<str:meeting_id>/passcode/", hosts.meeting_rotate_passcode, name="rotate_passcode"),
+    path("meetings/<str:meeting_id>/invitations/", hosts.meeting_invitations, name="invitations"),
     path(
         "meetings/<str:meeting_id>/invitations/<int:invitation_id>/<str:action>/",
-        invitation_views.invitation_action,
+        hosts.invitation_action,
         name="invitation_action",
     ),
     # SECURITY: the one secret a URL may carry: single use, expiring, bound to one invitee.
-    path("j/<str:token>/", invitation_views.link, name="link"),
-    path("invited/<int:invitation_id>/", invitation_views.invited, name="invited"),
-    path("meetings/<str:meeting_id>/lobby/", views.meeting_lobby, name="lobby"),
-    path("meetings/<str:meeting_id>/lobby/admit-all/", views.meeting_lobby_admit_all, name="lobby_admit_all"),
+    path("j/<str:token>/", participants.link, name="link"),
+    path("invited/<int:invitation_id>/", participants.invited, name="invited"),
+    path("meetings/<str:meeting_id>/lobby/", hosts.meeting_lobby, name="lobby"),
+    path("meetings/<str:meeting_id>/lobby/admit-all/", hosts.meeting_lobby_admit_all, name="lobby_admit_all"),
     path(
         "meetings/<str:meeting_id>/lobby/<int:entry_id>/<str:decision>/",
-        views.meeting_lobby_decide,
+        hosts.meeting_lobby_decide,
         name="lobby_decide",
     ),
-    path("meetings/<str:meeting_id>/room/", views.meeting_room_host, name="host_room"),
-    path("meetings/<str:meeting_id>/<str:action>/", views.meeting_lifecycle, name="lifecycle"),
-    path("join/", views.join, name="join"),
-    path("join/<int:entry_id>/", views.join_waiting, name="join_waiting"),
-    path("join/<int:entry_id>/status/", views.join_status, name="join_status"),
-    path("join/<int:entry_id>/room/", views.join_room, name="join_room"),
+    path("meetings/<str:meeting_id>/room/", hosts.meeting_room_host, name="host_room"),
+    path("meetings/<str:meeting_id>/<str:action>/", hosts.meeting_lifecycle, name="lifecycle"),
+    path("join/", participants.join, name="join"),
+    path("join/<int:entry_id>/", participants.join_waiting, name="join_waiting"),
+    path("join/<int:entry_id>/status/", participants.join_status, name="join_status"),
+    path("join/<int:entry_id>/room/", participants.join_room, name="join_room"),
 ]
 
 api_urlpatterns = [

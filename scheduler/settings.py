@@ -74,7 +74,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "meetings.join_pages.NullOriginMiddleware",
+    "meetings.middleware.NullOriginMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
@@ -247,8 +247,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=env.int("ANTECHAMBER_OUTBOX_FLUSH_SECONDS", default=30)),
     },
     "retention-purge": {"task": "meetings.tasks.retention_purge", "schedule": timedelta(hours=24)},
-    "conference-sync": {
-        "task": "meetings.tasks.conference_sync_open",
+    "media-rooms-sync": {
+        "task": "meetings.tasks.media_rooms_sync_open",
         "schedule": timedelta(seconds=env.int("ANTECHAMBER_CONFERENCE_SYNC_SECONDS", default=60)),
     },
 }

@@ -5,14 +5,14 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from two_factor import views as two_factor_views
 
-from meetings import views
 from meetings.urls import api_urlpatterns
+from meetings.views import accounts
 
 # django-two-factor-auth's views, under /accounts/ and in its own namespace. Setup is
 # our subclass, which cycles the session key once the new device is verified.
 two_factor_urlpatterns = [
     path("accounts/login/", two_factor_views.LoginView.as_view(), name="login"),
-    path("accounts/two_factor/setup/", views.SecondFactorSetupView.as_view(), name="setup"),
+    path("accounts/two_factor/setup/", accounts.SecondFactorSetupView.as_view(), name="setup"),
     path("accounts/two_factor/qrcode/", two_factor_views.QRGeneratorView.as_view(), name="qr"),
     path(
         "accounts/two_factor/setup/complete/",
@@ -34,8 +34,8 @@ urlpatterns = [
     # The old name still resolves, to the same two-step sign-in.
     path("accounts/login/", two_factor_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/tokens/", views.api_token_list, name="api_tokens"),
-    path("accounts/tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api_token_revoke"),
+    path("accounts/tokens/", accounts.api_token_list, name="api_tokens"),
+    path("accounts/tokens/<int:token_id>/revoke/", accounts.api_token_revoke, name="api_token_revoke"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_urlpatterns, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

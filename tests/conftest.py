@@ -6,8 +6,8 @@ from django.contrib.auth.hashers import make_password
 from django.test import Client
 from rest_framework.test import APIClient
 
-from meetings import services
-from tests import services as real
+from meetings.services import tokens
+from tests import real_services as real
 
 # One hash for every fixture user: argon2 is slow on purpose and tests need many users.
 _PASSWORD = "correct horse battery staple"
@@ -50,7 +50,7 @@ def carol(django_user_model):
 
 
 def _token_client(user) -> APIClient:
-    _token, key = services.api_token_create(user=user, label="test")
+    _token, key = tokens.api_token_create(user=user, label="test")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client

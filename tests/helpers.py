@@ -9,7 +9,8 @@ def future(hours: int = 24) -> str:
     return (timezone.now() + timedelta(hours=hours)).replace(microsecond=0).isoformat()
 
 
-def booking(**overrides):
+def booking_body(**overrides):
+    """A valid booking request body for the API, with `overrides`."""
     data = {
         "title": "Quarterly review",
         "starts_at": future(),

@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests import services as real
+from tests import real_services as real
 
 CONFIG_TEMPLATES = Path(__file__).resolve().parent / "janus"
 JANUS = "/usr/bin/janus"

@@ -3,12 +3,12 @@
 import threading
 
 from meetings import credentials
-from tests.helpers import booking
+from tests.helpers import booking_body
 
 
 def book(api, **overrides) -> tuple[str, str]:
     """Alice books through the API; returns (meeting ID, passcode)."""
-    response = api.post("/api/v1/meetings/", booking(**overrides), format="json")
+    response = api.post("/api/v1/meetings/", booking_body(**overrides), format="json")
     assert response.status_code == 201, response.content
     return response.json()["id"], response.json()["passcode"]
 

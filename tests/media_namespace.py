@@ -150,11 +150,11 @@ def prepare(workdir: Path, janus) -> dict:
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from meetings import services
     from meetings.models import ClassificationLevel, ConferenceRoom
+    from meetings.services import booking, lifecycle
 
     alice = get_user_model().objects.create_user("alice", "alice@example.org", PASSWORD)
-    booked = services.meeting_book(
+    booked = booking.meeting_book(
         host=alice,
         title="Media check",
         starts_at=timezone.now() + timedelta(minutes=5),
@@ -164,7 +164,7 @@ def prepare(workdir: Path, janus) -> dict:
         waiting_room=True,
         host_has_second_factor=True,
     )
-    meeting = services.meeting_start(meeting=booked.meeting, actor=alice)
+    meeting = lifecycle.meeting_start(meeting=booked.meeting, actor=alice)
     room = ConferenceRoom.objects.get(meeting=meeting)
     return {
         "pk": meeting.pk,
@@ -185,7 +185,7 @@ def feeds(meeting_pk: int) -> dict:
 def drive_browsers(url: str, meeting: dict) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from tests import services as real
+    from tests import real_services as real
 
     switch = playwright_disabled_features()
     merged = ",".join([*switch.split(","), *EXTRA_DISABLED_FEATURES])
@@ -290,7 +290,7 @@ def main() -> int:
         os.environ.pop(name, None)
 
     from tests import janus_server
-    from tests import services as real
+    from tests import real_services as real
 
     janus = janus_server.start_janus(ice_interface=interface)
     web = None

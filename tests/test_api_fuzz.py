@@ -34,9 +34,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from meetings import services
 from meetings.models import ClassificationLevel, LobbyEntry
-from tests.helpers import booking
+from meetings.services import booking, lobby, tokens
+from tests.helpers import booking_body
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
 
@@ -68,7 +68,7 @@ def _rolled_back():
 def _real_objects(user) -> dict[str, str]:
     """A meeting of the user's with an invitation and someone waiting: path parameters
     that reach the code behind the 404s."""
-    booked = services.meeting_book(
+    booked = booking.meeting_book(
         host=user,
         title="Fuzzed",
         starts_at=timezone.now() + timedelta(days=1),
@@ -78,7 +78,7 @@ def _real_objects(user) -> dict[str, str]:
         host_has_second_factor=True,
     )
     meeting = booked.meeting
-    entered = services.lobby_enter(meeting=meeting, display_name="Dana", source=LobbyEntry.Source.PASSCODE)
+    entered = lobby.lobby_enter(meeting=meeting, display_name="Dana", source=LobbyEntry.Source.PASSCODE)
     return {
         "meeting_id": meeting.display_id,
         "invitation_id": str(meeting.invitations.get().pk),
@@ -158,7 +158,7 @@ def schema():
 @pytest.mark.parametrize("who", ["alice", "carol"])
 def test_every_operation_survives_fuzzing_and_matches_the_schema(schema, who, request):
     user = request.getfixturevalue(who)  # alice hosts; carol is staff
-    _token, key = services.api_token_create(user=user, label="fuzz")
+    _token, key = tokens.api_token_create(user=user, label="fuzz")
     headers = {"Authorization": f"Token {key}"}
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 20, [op.label for op in operations]
@@ -217,7 +217,7 @@ def test_every_operation_survives_fuzzing_and_matches_the_schema(schema, who, re
 def test_a_form_body_with_too_many_fields_gets_a_json_400(alice_api):
     """Django refuses more than DATA_UPLOAD_MAX_NUMBER_FIELDS form fields; the API used to
     answer with the site's HTML error page instead of JSON."""
-    meeting_id = alice_api.post("/api/v1/meetings/", booking(), format="json").json()["id"]
+    meeting_id = alice_api.post("/api/v1/meetings/", booking_body(), format="json").json()["id"]
     body = "&".join(f"emails=person{i}%40example.org" for i in range(1500))
     response = alice_api.generic(
         "POST",
@@ -240,13 +240,13 @@ def test_an_unknown_classification_code_of_any_shape_gets_a_json_404(carol_api):
 def test_a_start_centuries_ahead_is_refused_naming_the_field(alice_api, starts_at):
     """A start near datetime.max used to overflow when the end time was computed: a 500
     (found by probing, then by the fuzz test once it generated plausible meeting bodies)."""
-    response = alice_api.post("/api/v1/meetings/", booking(starts_at=starts_at), format="json")
+    response = alice_api.post("/api/v1/meetings/", booking_body(starts_at=starts_at), format="json")
     assert response.status_code == 400
     assert response.json() == {"starts_at": ["Book at most 10 years ahead."]}
 
 
 def test_moving_a_meeting_centuries_ahead_is_refused_naming_the_field(alice_api):
-    meeting_id = alice_api.post("/api/v1/meetings/", booking(), format="json").json()["id"]
+    meeting_id = alice_api.post("/api/v1/meetings/", booking_body(), format="json").json()["id"]
     response = alice_api.patch(
         f"/api/v1/meetings/{meeting_id}/", {"starts_at": "9999-12-31T23:00:00+00:00"}, format="json"
     )

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from meetings.models import AuditEvent, Meeting
-from tests.helpers import booking, future, row_counts
+from tests.helpers import booking_body, future, row_counts
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +48,9 @@ def expected_refusals(level: str, case: str) -> set[str]:
 def test_policy_matrix_through_the_api(alice_api, level, case):
     options, _field = CASES[case]
     before = row_counts()
-    response = alice_api.post("/api/v1/meetings/", booking(classification=level, **options), format="json")
+    response = alice_api.post(
+        "/api/v1/meetings/", booking_body(classification=level, **options), format="json"
+    )
     refused = expected_refusals(level, case)
     if refused:
         assert response.status_code == 400, response.content
@@ -74,14 +76,14 @@ def test_policy_matrix_through_the_api(alice_api, level, case):
 
 def test_secret_meeting_refuses_cloud_recording_with_the_spec_message(alice_api):
     response = alice_api.post(
-        "/api/v1/meetings/", booking(classification="secret", cloud_recording=True), format="json"
+        "/api/v1/meetings/", booking_body(classification="secret", cloud_recording=True), format="json"
     )
     assert response.status_code == 400
     assert response.json() == {"cloud_recording": ["Cloud recording is not allowed for SECRET meetings."]}
 
 
 def test_booking_returns_the_stored_fields_and_a_typable_id(alice_api):
-    response = alice_api.post("/api/v1/meetings/", booking(dial_in=True), format="json")
+    response = alice_api.post("/api/v1/meetings/", booking_body(dial_in=True), format="json")
     assert response.status_code == 201
     body = response.json()
     assert len(body["id"]) == 19 and body["id"].count("-") == 3
@@ -97,7 +99,7 @@ def test_booking_returns_the_stored_fields_and_a_typable_id(alice_api):
 
 
 def test_get_never_shows_the_passcode(alice_api):
-    booked = alice_api.post("/api/v1/meetings/", booking(), format="json").json()
+    booked = alice_api.post("/api/v1/meetings/", booking_body(), format="json").json()
     one = alice_api.get(f"/api/v1/meetings/{booked['id']}/").json()
     listed = alice_api.get("/api/v1/meetings/").json()
     assert "passcode" not in one and all("passcode" not in m for m in listed)
@@ -106,7 +108,7 @@ def test_get_never_shows_the_passcode(alice_api):
 
 @pytest.mark.parametrize("spelling", [str.lower, lambda s: s.replace("-", ""), lambda s: s.replace("-", " ")])
 def test_meeting_id_in_the_path_accepts_any_case_and_dashes(alice_api, spelling):
-    booked = alice_api.post("/api/v1/meetings/", booking(), format="json").json()
+    booked = alice_api.post("/api/v1/meetings/", booking_body(), format="json").json()
     response = alice_api.get(f"/api/v1/meetings/{spelling(booked['id'])}/")
     assert response.status_code == 200
     assert response.json()["id"] == booked["id"]
@@ -129,7 +131,7 @@ def test_meeting_id_in_the_path_accepts_any_case_and_dashes(alice_api, spelling)
 )
 def test_bad_input_gets_a_400_naming_the_field_and_writes_nothing(alice_api, payload, field, fragment):
     before = row_counts()
-    response = alice_api.post("/api/v1/meetings/", booking(**payload), format="json")
+    response = alice_api.post("/api/v1/meetings/", booking_body(**payload), format="json")
     assert response.status_code == 400, response.content
     assert fragment in " ".join(response.json()[field])
     assert row_counts() == before
@@ -143,7 +145,9 @@ def test_malformed_bodies_get_a_400_not_a_500(alice_api, body):
 
 def test_patch_rechecks_every_option_against_a_new_level(alice_api):
     booked = alice_api.post(
-        "/api/v1/meetings/", booking(cloud_recording=True, dial_in=True, waiting_room=False), format="json"
+        "/api/v1/meetings/",
+        booking_body(cloud_recording=True, dial_in=True, waiting_room=False),
+        format="json",
     ).json()
     before = row_counts()
     response = alice_api.patch(
@@ -171,7 +175,7 @@ def test_patch_rechecks_every_option_against_a_new_level(alice_api):
 
 
 def test_patch_refuses_options_the_current_level_forbids(alice_api):
-    booked = alice_api.post("/api/v1/meetings/", booking(classification="secret"), format="json").json()
+    booked = alice_api.post("/api/v1/meetings/", booking_body(classification="secret"), format="json").json()
     response = alice_api.patch(f"/api/v1/meetings/{booked['id']}/", {"dial_in": True}, format="json")
     assert response.status_code == 400
     assert response.json() == {"dial_in": ["Telephone dial-in is not allowed for SECRET meetings."]}
@@ -179,19 +183,30 @@ def test_patch_refuses_options_the_current_level_forbids(alice_api):
 
 
 def test_cancel_then_changes_are_refused(alice_api):
-    booked = alice_api.post("/api/v1/meetings/", booking(), format="json").json()
+    booked = alice_api.post("/api/v1/meetings/", booking_body(), format="json").json()
     response = alice_api.post(f"/api/v1/meetings/{booked['id']}/cancel/")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
-    assert alice_api.post(f"/api/v1/meetings/{booked['id']}/cancel/").status_code == 400
+    # A state that refuses the action: 409 with a stable code, for every host action.
+    again = alice_api.post(f"/api/v1/meetings/{booked['id']}/cancel/")
+    assert again.status_code == 409 and again.json()["code"] == "meeting_cancelled"
     response = alice_api.patch(f"/api/v1/meetings/{booked['id']}/", {"title": "x"}, format="json")
-    assert response.status_code == 400 and "cancelled" in response.json()["detail"][0]
-    assert alice_api.post(f"/api/v1/meetings/{booked['id']}/passcode/").status_code == 400
+    assert response.status_code == 409 and "cancelled" in response.json()["detail"]
+    assert response.json()["code"] == "meeting_cancelled"
+    rotated = alice_api.post(f"/api/v1/meetings/{booked['id']}/passcode/")
+    assert rotated.status_code == 409 and rotated.json()["code"] == "meeting_cancelled"
+    invited = alice_api.post(
+        f"/api/v1/meetings/{booked['id']}/invitations/", {"emails": ["x@example.org"]}, format="json"
+    )
+    assert invited.status_code == 409 and invited.json()["code"] == "meeting_cancelled"
+    for action in ("start", "lock", "unlock", "end"):
+        answer = alice_api.post(f"/api/v1/meetings/{booked['id']}/{action}/")
+        assert answer.status_code == 409 and answer.json()["code"] == "meeting_cancelled", action
 
 
 def test_rotation_returns_a_new_passcode_and_the_old_one_stops_verifying(alice_api):
     from meetings.credentials import verify_passcode
 
-    booked = alice_api.post("/api/v1/meetings/", booking(), format="json").json()
+    booked = alice_api.post("/api/v1/meetings/", booking_body(), format="json").json()
     response = alice_api.post(f"/api/v1/meetings/{booked['id']}/passcode/")
     assert response.status_code == 200
     new = response.json()["passcode"]
@@ -203,7 +218,7 @@ def test_rotation_returns_a_new_passcode_and_the_old_one_stops_verifying(alice_a
 
 
 def test_bob_gets_404_on_every_meeting_scoped_endpoint_of_alices_meeting(alice_api, bob_api):
-    booked = alice_api.post("/api/v1/meetings/", booking(), format="json").json()
+    booked = alice_api.post("/api/v1/meetings/", booking_body(), format="json").json()
     base = f"/api/v1/meetings/{booked['id']}/"
     assert bob_api.get(base).status_code == 404
     assert bob_api.patch(base, {"title": "mine now"}, format="json").status_code == 404
@@ -229,14 +244,16 @@ def test_anonymous_and_bad_tokens_are_refused(client, alice_api):
 
 def test_list_uses_a_fixed_number_of_queries(alice_api, django_assert_max_num_queries):
     for n in range(3):
-        alice_api.post("/api/v1/meetings/", booking(title=f"m{n}", starts_at=future(24 + n)), format="json")
+        alice_api.post(
+            "/api/v1/meetings/", booking_body(title=f"m{n}", starts_at=future(24 + n)), format="json"
+        )
     with django_assert_max_num_queries(4):
         assert len(alice_api.get("/api/v1/meetings/").json()) == 3
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_booked_passcode_is_nowhere_in_a_dump_of_the_database(alice_api, tmp_path, settings):
-    booked = alice_api.post("/api/v1/meetings/", booking(dial_in=True), format="json").json()
+    booked = alice_api.post("/api/v1/meetings/", booking_body(dial_in=True), format="json").json()
     alice_api.post(f"/api/v1/meetings/{booked['id']}/passcode/")
     rotated = alice_api.post(f"/api/v1/meetings/{booked['id']}/passcode/").json()["passcode"]
     needles = set()

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from meetings import services
-from meetings.models import Meeting
-from tests import services as real
+from meetings.models import ClassificationLevel, Meeting
+from meetings.services import levels, tokens
+from tests import real_services as real
 from tests.helpers import totp_now
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -188,9 +188,9 @@ def test_staff_read_the_audit_log_in_the_admin(page, live_server, carol, passwor
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     device = TOTPDevice.objects.create(user=carol, name="default", confirmed=True)
-    level = services.ClassificationLevel.objects.get(code="official")
-    services.classification_update(level=level, actor=carol, changes={"retention_days": 200})
-    services.api_token_create(user=carol, label="reporting")
+    level = ClassificationLevel.objects.get(code="official")
+    levels.level_update(level=level, actor=carol, changes={"retention_days": 200})
+    tokens.api_token_create(user=carol, label="reporting")
     sign_in(page, live_server, "carol", password, device=device, next_path="/admin/meetings/auditevent/")
     page.wait_for_selector("#result_list")
     page.set_viewport_size({"width": 1500, "height": 900})

@@ -8,9 +8,9 @@ inside a network namespace of its own.
 
 import pytest
 
-from meetings import services
 from meetings.models import ConferenceRoom, LobbyEntry
-from tests import services as real
+from meetings.services import lobby
+from tests import real_services as real
 from tests.janus_server import JanusParticipant
 from tests.test_browser import sign_in
 from tests.test_conference import started_meeting
@@ -61,8 +61,8 @@ def test_host_and_participant_join_the_janus_room_from_their_pages(
     media_browser, live_server, janus_csp, alice, password
 ):
     meeting, room = started_meeting(alice, "official")
-    entered = services.lobby_enter(meeting=meeting, display_name="Dana", source=LobbyEntry.Source.PASSCODE)
-    services.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
+    entered = lobby.lobby_enter(meeting=meeting, display_name="Dana", source=LobbyEntry.Source.PASSCODE)
+    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
     entered.entry.refresh_from_db()
     room = ConferenceRoom.objects.get(pk=room.pk)
 
@@ -111,8 +111,8 @@ def test_host_and_participant_join_the_janus_room_from_their_pages(
 def test_without_janus_the_room_says_media_is_not_configured(media_browser, live_server, alice, settings):
     settings.JANUS_URL = ""
     meeting, _room = started_meeting(alice, "official")
-    entered = services.lobby_enter(meeting=meeting, display_name="Dana", source=LobbyEntry.Source.PASSCODE)
-    services.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
+    entered = lobby.lobby_enter(meeting=meeting, display_name="Dana", source=LobbyEntry.Source.PASSCODE)
+    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
     context = media_browser.new_context()
     try:
         page = context.new_page()

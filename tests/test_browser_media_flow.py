@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import services as real
+from tests import real_services as real
 from tests.janus_server import janus_available
 
 pytestmark = pytest.mark.browser

@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from meetings import policy, services
+from meetings import policy
 from meetings.models import ClassificationLevel, ConferenceRoom, LobbyEntry
+from meetings.services import booking, levels, lifecycle, lobby, media
 from tests.janus_server import JanusParticipant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,7 +21,7 @@ UNAUTHORIZED = 433
 
 def started_meeting(host, level_code: str, cloud_recording: bool = False):
     level = ClassificationLevel.objects.get(code=level_code)
-    booked = services.meeting_book(
+    booked = booking.meeting_book(
         host=host,
         title=f"{level.name} review",
         starts_at=timezone.now() + timedelta(minutes=5),
@@ -30,13 +31,13 @@ def started_meeting(host, level_code: str, cloud_recording: bool = False):
         waiting_room=True,
         host_has_second_factor=True,
     )
-    meeting = services.meeting_start(meeting=booked.meeting, actor=host)
+    meeting = lifecycle.meeting_start(meeting=booked.meeting, actor=host)
     return meeting, ConferenceRoom.objects.get(meeting=meeting)
 
 
 def admitted(meeting, host, name: str) -> LobbyEntry:
-    entered = services.lobby_enter(meeting=meeting, display_name=name, source=LobbyEntry.Source.PASSCODE)
-    services.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=host)
+    entered = lobby.lobby_enter(meeting=meeting, display_name=name, source=LobbyEntry.Source.PASSCODE)
+    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=host)
     entered.entry.refresh_from_db()
     assert entered.entry.media_token and entered.entry.media_feed_id
     return entered.entry
@@ -171,7 +172,7 @@ def test_only_admitted_tokens_join_and_removal_takes_the_token_and_kicks(janus, 
         assert in_room == admitted_feeds == {dana.media_feed_id, erin.media_feed_id}
 
         # The host removes Erin: her token goes and she is kicked.
-        services.lobby_remove(meeting=meeting, entry_id=erin.pk, actor=alice)
+        lobby.lobby_remove(meeting=meeting, entry_id=erin.pk, actor=alice)
         people = dana_media.request({"request": "listparticipants", "room": room.number})
         assert {p["id"] for p in people["participants"]} == {dana.media_feed_id}
         again, refused = join_as(janus, room, token=erin.media_token, feed=erin.media_feed_id, name="Erin")
@@ -184,8 +185,8 @@ def test_only_admitted_tokens_join_and_removal_takes_the_token_and_kicks(janus, 
 
 def test_denied_person_never_gets_a_token_and_lock_takes_unused_tokens(janus, alice):
     meeting, room = started_meeting(alice, "secret")
-    entered = services.lobby_enter(meeting=meeting, display_name="Frank", source=LobbyEntry.Source.PASSCODE)
-    services.lobby_deny(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
+    entered = lobby.lobby_enter(meeting=meeting, display_name="Frank", source=LobbyEntry.Source.PASSCODE)
+    lobby.lobby_deny(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
     entered.entry.refresh_from_db()
     assert entered.entry.media_token == ""
 
@@ -195,14 +196,14 @@ def test_denied_person_never_gets_a_token_and_lock_takes_unused_tokens(janus, al
     try:
         assert joined.get("videoroom") == "joined"
         # Locked: Dana (in the room) stays; Gina (admitted, not yet in) cannot come in now.
-        services.meeting_lock(meeting=meeting, actor=alice)
+        lifecycle.meeting_lock(meeting=meeting, actor=alice)
         late, refused = join_as(janus, room, token=gina.media_token, feed=gina.media_feed_id, name="Gina")
         late.close()
         assert refused.get("error_code") == UNAUTHORIZED, refused
         people = dana_media.request({"request": "listparticipants", "room": room.number})
         assert {p["id"] for p in people["participants"]} == {dana.media_feed_id}
         # Unlocked: Gina's token is back.
-        services.meeting_unlock(meeting=meeting, actor=alice)
+        lifecycle.meeting_unlock(meeting=meeting, actor=alice)
         back, joined = join_as(janus, room, token=gina.media_token, feed=gina.media_feed_id, name="Gina")
         back.close()
         assert joined.get("videoroom") == "joined", joined
@@ -217,7 +218,7 @@ def test_someone_in_the_room_under_an_id_they_were_not_given_is_kicked_at_the_ne
     rogue, joined = join_as(janus, room, token=dana.media_token, feed=777, name="Dana")
     try:
         assert joined.get("videoroom") == "joined"
-        services.conference_sync(meeting_id=meeting.pk)
+        media.media_room_sync(meeting_id=meeting.pk)
         people = rogue.request({"request": "listparticipants", "room": room.number, "secret": room.secret})
         assert 777 not in {p["id"] for p in people["participants"]}
     finally:
@@ -228,7 +229,7 @@ def test_ending_the_meeting_destroys_the_room(janus, alice):
     meeting, room = started_meeting(alice, "secret")
     admitted(meeting, alice, "Dana")
     assert exists(janus, room)
-    services.meeting_end(meeting=meeting, actor=alice)
+    lifecycle.meeting_end(meeting=meeting, actor=alice)
     room.refresh_from_db()
     assert room.closed_at is not None
     assert not exists(janus, room)
@@ -236,8 +237,8 @@ def test_ending_the_meeting_destroys_the_room(janus, alice):
 
 def test_room_page_hands_the_token_in_the_body_never_the_secret(janus, alice, client):
     meeting, room = started_meeting(alice, "official")
-    entered = services.lobby_enter(meeting=meeting, display_name="Dana", source=LobbyEntry.Source.PASSCODE)
-    services.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
+    entered = lobby.lobby_enter(meeting=meeting, display_name="Dana", source=LobbyEntry.Source.PASSCODE)
+    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
     entered.entry.refresh_from_db()
     session = client.session
     from meetings.authentication import lobby_secret_bind
@@ -264,7 +265,7 @@ def test_tightening_the_level_stops_a_recording_room(janus, alice, carol):
     assert listed_room(janus, room)["record"] is True
 
     level = ClassificationLevel.objects.get(code="official")
-    services.classification_update(level=level, actor=carol, changes={"allow_cloud_recording": False})
+    levels.level_update(level=level, actor=carol, changes={"allow_cloud_recording": False})
     room.refresh_from_db()
     assert room.record is False
     assert listed_room(janus, room)["record"] is False

@@ -22,8 +22,8 @@ import psycopg
 import pytest
 import requests
 
-from tests import services as real
-from tests.helpers import booking
+from tests import real_services as real
+from tests.helpers import booking_body
 
 pytestmark = [pytest.mark.services]
 
@@ -134,9 +134,9 @@ def private_stack():
 
 
 _MAKE_HOST = (
-    "from django.contrib.auth.models import User; from meetings import services; "
+    "from django.contrib.auth.models import User; from meetings.services import tokens; "
     "u = User.objects.create(username='loadhost', email='loadhost@example.org'); "
-    "print(services.api_token_create(user=u, label='load')[1])"
+    "print(tokens.api_token_create(user=u, label='load')[1])"
 )
 
 
@@ -164,7 +164,7 @@ def test_postgres_restart_under_load_recovers_without_restarting_the_app(private
             try:
                 response = requests.post(
                     f"{url}/api/v1/meetings/",
-                    json=booking(title=f"load {n}-{i}", invitees=[invitee]),
+                    json=booking_body(title=f"load {n}-{i}", invitees=[invitee]),
                     headers=headers,
                     timeout=30,
                 )

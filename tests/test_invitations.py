@@ -10,7 +10,7 @@ from django.utils import timezone
 from icalendar import Calendar
 
 from meetings.models import AuditEvent, ClassificationLevel, Invitation, JoinLink, Meeting, OutboundMessage
-from tests.helpers import booking, row_counts
+from tests.helpers import booking_body, row_counts
 
 LINK_RE = re.compile(r"https?://[^\s\"'<>]+/j/([A-Za-z0-9_-]{43})/")
 URL_RE = re.compile(r"""(?:https?://|tel:|sip:)[^\s"'<>]+""")
@@ -49,7 +49,7 @@ def test_booking_with_invitees_sends_credential_free_mail_with_a_calendar_entry(
     mailbox = tasks_run
     booked = alice_api.post(
         "/api/v1/meetings/",
-        booking(invitees=["Ann@Example.org", "ben@example.org"], dial_in=True),
+        booking_body(invitees=["Ann@Example.org", "ben@example.org"], dial_in=True),
         format="json",
     ).json()
     meeting = Meeting.objects.get(public_id=booked["id"].replace("-", ""))
@@ -89,7 +89,9 @@ def test_booking_with_invitees_sends_credential_free_mail_with_a_calendar_entry(
 @pytest.mark.django_db(transaction=True)
 def test_update_and_cancellation_keep_the_uid_and_raise_the_sequence(alice_api, tasks_run):
     mailbox = tasks_run
-    booked = alice_api.post("/api/v1/meetings/", booking(invitees=["ann@example.org"]), format="json").json()
+    booked = alice_api.post(
+        "/api/v1/meetings/", booking_body(invitees=["ann@example.org"]), format="json"
+    ).json()
     [invite] = mailbox.wait_for(1)
     alice_api.patch(f"/api/v1/meetings/{booked['id']}/", {"title": "Moved review"}, format="json")
     update = mailbox.wait_for(2)[1]
@@ -113,7 +115,7 @@ def test_update_and_cancellation_keep_the_uid_and_raise_the_sequence(alice_api, 
 
 @pytest.mark.django_db
 def test_dial_in_details_are_left_out_where_dial_in_is_off(alice_api, django_capture_on_commit_callbacks):
-    alice_api.post("/api/v1/meetings/", booking(invitees=["ann@example.org"]), format="json")
+    alice_api.post("/api/v1/meetings/", booking_body(invitees=["ann@example.org"]), format="json")
     body = OutboundMessage.objects.get().body_text
     assert "dial-in" not in body.lower() and "conference code" not in body
 
@@ -125,14 +127,16 @@ def test_invitee_domains_are_checked_against_the_level(alice_api, carol_api):
     )
     before = row_counts()
     response = alice_api.post(
-        "/api/v1/meetings/", booking(invitees=["ok@example.gov", "eve@gmail.com"]), format="json"
+        "/api/v1/meetings/", booking_body(invitees=["ok@example.gov", "eve@gmail.com"]), format="json"
     )
     assert response.status_code == 400
     assert response.json() == {
         "invitees": ["eve@gmail.com: invitees of OFFICIAL meetings must have an address at example.gov."]
     }
     assert row_counts() == before and not Invitation.objects.exists()
-    booked = alice_api.post("/api/v1/meetings/", booking(invitees=["ok@example.gov"]), format="json").json()
+    booked = alice_api.post(
+        "/api/v1/meetings/", booking_body(invitees=["ok@example.gov"]), format="json"
+    ).json()
     response = alice_api.post(
         f"/api/v1/meetings/{booked['id']}/invitations/", {"emails": ["x@evil.com"]}, format="json"
     )
@@ -141,7 +145,9 @@ def test_invitee_domains_are_checked_against_the_level(alice_api, carol_api):
 
 @pytest.mark.django_db
 def test_inviting_the_same_person_twice_is_refused_by_name(alice_api):
-    booked = alice_api.post("/api/v1/meetings/", booking(invitees=["ann@example.org"]), format="json").json()
+    booked = alice_api.post(
+        "/api/v1/meetings/", booking_body(invitees=["ann@example.org"]), format="json"
+    ).json()
     response = alice_api.post(
         f"/api/v1/meetings/{booked['id']}/invitations/", {"emails": ["ANN@example.org"]}, format="json"
     )
@@ -152,7 +158,7 @@ def test_inviting_the_same_person_twice_is_refused_by_name(alice_api):
 def _invite_and_get_token(alice_api, **overrides) -> tuple[dict, str]:
     """Book with one invitee; read the token from the outbox row as the invitee's mail holds it."""
     booked = alice_api.post(
-        "/api/v1/meetings/", booking(invitees=["ann@example.org"], **overrides), format="json"
+        "/api/v1/meetings/", booking_body(invitees=["ann@example.org"], **overrides), format="json"
     ).json()
     assert "id" in booked, booked
     message = OutboundMessage.objects.filter(kind="invitation").latest("id")
@@ -248,10 +254,10 @@ def test_host_sees_delivery_and_redemption_state(alice_api, bob_api):
 @pytest.mark.django_db
 def test_invitee_list_uses_the_same_queries_for_10_and_1000_rows(alice_api, django_assert_num_queries):
     small = alice_api.post(
-        "/api/v1/meetings/", booking(invitees=[f"p{i}@example.org" for i in range(10)]), format="json"
+        "/api/v1/meetings/", booking_body(invitees=[f"p{i}@example.org" for i in range(10)]), format="json"
     ).json()
     large = alice_api.post(
-        "/api/v1/meetings/", booking(invitees=[f"q{i}@example.org" for i in range(1000)]), format="json"
+        "/api/v1/meetings/", booking_body(invitees=[f"q{i}@example.org" for i in range(1000)]), format="json"
     ).json()
     counts = []
     for booked in (small, large):
@@ -386,6 +392,6 @@ def test_a_locked_meeting_takes_no_new_invitee_into_the_waiting_room(alice_api):
     booked, token = _invite_and_get_token(alice_api)
     assert alice_api.post(f"/api/v1/meetings/{booked['id']}/lock/").status_code == 200
     response = Client().post(f"/j/{token}/", follow=True)
-    assert response.status_code == 403
+    assert response.status_code == 409  # the meeting's state refuses it
     assert "no one new can join" in response.content.decode()
     assert alice_api.get(f"/api/v1/meetings/{booked['id']}/lobby/").json() == []

@@ -14,7 +14,7 @@ from tests.join_helpers import book, count_verifications, join_data
 
 pytestmark = pytest.mark.django_db
 
-WRONG = {"detail": "Unknown meeting ID or wrong passcode."}
+WRONG = {"detail": "Unknown meeting ID or wrong passcode.", "code": "wrong"}
 
 
 def wrong_passcode(passcode: str) -> str:
@@ -232,7 +232,7 @@ def test_a_thousand_guesses_from_ten_threads_get_at_most_ten_verifications(
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_the_limit_holds_across_two_server_processes_sharing_redis(alice_api, tasks_run, settings):
-    from tests import services as real
+    from tests import real_services as real
 
     if not settings.REDIS_URL:
         real.missing("the two-process limit test needs Redis (set REDIS_URL)")
@@ -265,7 +265,7 @@ def test_redis_limiter_counts_both_keys_and_always_sets_a_window():
     from django.core.cache import cache
 
     from meetings import limits
-    from tests import services as real
+    from tests import real_services as real
 
     client = limits._redis_client()
     if client is None:

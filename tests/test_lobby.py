@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from meetings import credentials, policy
 from meetings.models import ClassificationLevel, LobbyEntry, Meeting
-from tests.helpers import booking
+from tests.helpers import booking_body
 from tests.join_helpers import book, join_data
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +42,8 @@ def test_host_admits_denies_removes_and_participants_see_it(alice_api):
 
     # A decision already taken is not taken twice: one conditional UPDATE decides.
     again = alice_api.post(f"{base}/{erin_joined['entry']['id']}/admit/")
-    assert again.status_code == 400 and "denied" in again.json()["detail"][0]
+    assert again.status_code == 409 and "denied" in again.json()["detail"]
+    assert again.json()["code"] == "already_decided"
     assert alice_api.post(f"{base}/999999/admit/").status_code == 404
 
     dana_state = dana.get(dana_joined["status_url"]).json()
@@ -100,7 +101,8 @@ def test_ending_moves_everyone_out_and_stops_joins(alice_api):
     assert dana.get(joined["status_url"]).json()["meeting_ended"] is True
     late = APIClient().post("/api/v1/join/", join_data(meeting_id, passcode), format="json")
     assert late.status_code == 410 and "ended" in late.json()["detail"]
-    assert alice_api.post(f"/api/v1/meetings/{meeting_id}/end/").status_code == 400
+    again = alice_api.post(f"/api/v1/meetings/{meeting_id}/end/")
+    assert again.status_code == 409 and again.json()["code"] == "meeting_ended"
 
 
 def test_cancelled_meeting_answers_gone_after_the_right_passcode(alice_api):
@@ -203,13 +205,13 @@ def test_at_secret_the_passcode_path_is_refused_and_the_waiting_room_stays_on(al
     official = ClassificationLevel.objects.get(code="official")
     assert (
         alice_api.post(
-            "/api/v1/meetings/", booking(classification="secret", waiting_room=False), format="json"
+            "/api/v1/meetings/", booking_body(classification="secret", waiting_room=False), format="json"
         ).status_code
         == 400
     )
     assert (
         alice_api.post(
-            "/api/v1/meetings/", booking(classification="official", waiting_room=False), format="json"
+            "/api/v1/meetings/", booking_body(classification="official", waiting_room=False), format="json"
         ).status_code
         == 201
     )

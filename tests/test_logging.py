@@ -128,17 +128,17 @@ def test_the_invitation_and_join_flow_logs_no_token_passcode_or_key(alice, caplo
     """The whole participant path, with every logger at DEBUG: no secret in any line."""
     from rest_framework.test import APIClient
 
-    from meetings import services
     from meetings.models import OutboundMessage
-    from tests.helpers import booking
+    from meetings.services import tokens
+    from tests.helpers import booking_body
     from tests.test_invitations import LINK_RE
 
     caplog.set_level(logging.DEBUG)
-    _token, key = services.api_token_create(user=alice, label="flow")
+    _token, key = tokens.api_token_create(user=alice, label="flow")
     host = APIClient()
     host.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     booked = host.post(
-        "/api/v1/meetings/", booking(invitees=["ann@example.org"], dial_in=True), format="json"
+        "/api/v1/meetings/", booking_body(invitees=["ann@example.org"], dial_in=True), format="json"
     ).json()
     meeting = Meeting.objects.get(public_id=booked["id"].replace("-", ""))
     [join_token] = LINK_RE.findall(OutboundMessage.objects.get(kind="invitation").body_text)

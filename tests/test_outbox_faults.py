@@ -12,10 +12,10 @@ import pytest
 import requests
 from aiosmtpd.controller import Controller
 
-from meetings import services
 from meetings.models import OutboundMessage
-from tests import services as real
-from tests.helpers import booking
+from meetings.services import tokens
+from tests import real_services as real
+from tests.helpers import booking_body
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -82,7 +82,7 @@ def stack(alice, slow_smtp):
             self.smtp = smtp
             self.redis = real.private_redis(redis_port)
             self.web_port = real.free_port()
-            _token, key = services.api_token_create(user=alice, label="faults")
+            _token, key = tokens.api_token_create(user=alice, label="faults")
             self.headers = {"Authorization": f"Token {key}"}
 
         def start(self, process: real.Process, ready: bytes | None) -> real.Process:
@@ -128,7 +128,7 @@ def test_broker_outage_loses_no_invitation_and_sends_none_twice(stack):
     started = time.monotonic()
     response = requests.post(
         stack.url("/api/v1/meetings/"),
-        json=booking(invitees=[f"person{i}@example.org" for i in range(20)]),
+        json=booking_body(invitees=[f"person{i}@example.org" for i in range(20)]),
         headers=stack.headers,
         timeout=60,
     )
@@ -160,7 +160,7 @@ def test_worker_killed_mid_send_loses_nothing(stack):
     first = stack.worker("doomed")
     response = requests.post(
         stack.url("/api/v1/meetings/"),
-        json=booking(invitees=[f"guest{i}@example.org" for i in range(200)]),
+        json=booking_body(invitees=[f"guest{i}@example.org" for i in range(200)]),
         headers=stack.headers,
         timeout=120,
     )
@@ -217,7 +217,7 @@ def test_redis_stopped_during_a_booking_loop_loses_no_mail(stack):
         began = time.monotonic()
         response = requests.post(
             stack.url("/api/v1/meetings/"),
-            json=booking(invitees=[f"loop{i}-{j}@example.org" for j in range(per_booking)]),
+            json=booking_body(invitees=[f"loop{i}-{j}@example.org" for j in range(per_booking)]),
             headers=stack.headers,
             timeout=60,
         )
@@ -264,7 +264,10 @@ def test_smtp_down_retries_with_backoff_and_delivers_everything_once_back(stack)
     stack.smtp.stop()
     went_down = time.monotonic()
     response = requests.post(
-        stack.url("/api/v1/meetings/"), json=booking(invitees=invitees), headers=stack.headers, timeout=60
+        stack.url("/api/v1/meetings/"),
+        json=booking_body(invitees=invitees),
+        headers=stack.headers,
+        timeout=60,
     )
     assert response.status_code == 201, response.text
     time.sleep(max(0.0, SMTP_OUTAGE_SECONDS - (time.monotonic() - went_down)))

@@ -1,16 +1,16 @@
 import pytest
 
 from meetings.models import AuditEvent, ClassificationLevel, Meeting
-from tests.helpers import booking
+from tests.helpers import booking_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_forbidding_recording_switches_it_off_audits_it_and_tells_the_host(alice_api, carol_api, tasks_run):
     mailbox = tasks_run
-    booked = alice_api.post("/api/v1/meetings/", booking(cloud_recording=True), format="json").json()
+    booked = alice_api.post("/api/v1/meetings/", booking_body(cloud_recording=True), format="json").json()
     other = alice_api.post(
-        "/api/v1/meetings/", booking(title="No recording here", cloud_recording=False), format="json"
+        "/api/v1/meetings/", booking_body(title="No recording here", cloud_recording=False), format="json"
     ).json()
     assert booked["cloud_recording"] is True
 
@@ -38,7 +38,7 @@ def test_forbidding_recording_switches_it_off_audits_it_and_tells_the_host(alice
 
 
 def test_loosening_switches_nothing_on(alice_api, carol_api, tasks_run):
-    booked = alice_api.post("/api/v1/meetings/", booking(classification="secret"), format="json").json()
+    booked = alice_api.post("/api/v1/meetings/", booking_body(classification="secret"), format="json").json()
     carol_api.patch(
         "/api/v1/classifications/secret/",
         {"allow_cloud_recording": True, "allow_dial_in": True, "require_waiting_room": False},
@@ -50,7 +50,7 @@ def test_loosening_switches_nothing_on(alice_api, carol_api, tasks_run):
 
 
 def test_tightening_skips_cancelled_meetings(alice_api, carol_api, tasks_run):
-    booked = alice_api.post("/api/v1/meetings/", booking(dial_in=True), format="json").json()
+    booked = alice_api.post("/api/v1/meetings/", booking_body(dial_in=True), format="json").json()
     alice_api.post(f"/api/v1/meetings/{booked['id']}/cancel/")
     carol_api.patch("/api/v1/classifications/official/", {"allow_dial_in": False}, format="json")
     assert not AuditEvent.objects.filter(action="meeting_option_enforced").exists()
@@ -62,7 +62,7 @@ def test_narrowing_invitee_domains_withdraws_invitations_outside_them(alice_api,
 
     mailbox = tasks_run
     booked = alice_api.post(
-        "/api/v1/meetings/", booking(invitees=["in@example.gov", "out@gmail.com"]), format="json"
+        "/api/v1/meetings/", booking_body(invitees=["in@example.gov", "out@gmail.com"]), format="json"
     ).json()
     mailbox.wait_for(2)
     response = carol_api.patch(
@@ -88,7 +88,9 @@ def test_a_level_change_is_refused_while_invitees_fall_outside_the_new_levels_do
     carol_api.patch(
         "/api/v1/classifications/secret/", {"allowed_invitee_domains": ["example.gov"]}, format="json"
     )
-    booked = alice_api.post("/api/v1/meetings/", booking(invitees=["out@gmail.com"]), format="json").json()
+    booked = alice_api.post(
+        "/api/v1/meetings/", booking_body(invitees=["out@gmail.com"]), format="json"
+    ).json()
     response = alice_api.patch(
         f"/api/v1/meetings/{booked['id']}/", {"classification": "secret"}, format="json"
     )
@@ -99,7 +101,7 @@ def test_a_level_change_is_refused_while_invitees_fall_outside_the_new_levels_do
 
 def test_raising_the_passcode_minimum_stops_passcode_joins_until_rotation(alice_api, carol_api, tasks_run):
     mailbox = tasks_run
-    booked = alice_api.post("/api/v1/meetings/", booking(), format="json").json()
+    booked = alice_api.post("/api/v1/meetings/", booking_body(), format="json").json()
     carol_api.patch("/api/v1/classifications/official/", {"min_passcode_bits": 100}, format="json")
     host_mail = mailbox.wait_for(1)[0].get_body(("plain",)).get_content()
     assert "rotate" in host_mail

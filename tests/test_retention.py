@@ -3,17 +3,17 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from meetings import services
 from meetings.audit import verify_chain
 from meetings.models import AuditEvent, Invitation, JoinLink, LobbyEntry, Meeting, OutboundMessage
-from tests.helpers import booking
+from meetings.services import retention
+from tests.helpers import booking_body
 
 pytestmark = pytest.mark.django_db
 
 
 def _book(alice_api, title: str) -> Meeting:
     booked = alice_api.post(
-        "/api/v1/meetings/", booking(title=title, invitees=["ann@example.org"]), format="json"
+        "/api/v1/meetings/", booking_body(title=title, invitees=["ann@example.org"]), format="json"
     )
     assert booked.status_code == 201, booked.content
     meeting = Meeting.objects.get(public_id=booked.json()["id"].replace("-", ""))
@@ -33,7 +33,7 @@ def test_records_past_the_levels_retention_go_and_the_audit_stays(alice_api):
         )
     audit_before = AuditEvent.objects.count()
 
-    assert services.retention_purge() == 1
+    assert retention.retention_purge() == 1
 
     assert list(Meeting.objects.values_list("title", flat=True)) == ["recent"]
     assert Invitation.objects.count() == JoinLink.objects.count() == LobbyEntry.objects.count() == 1
@@ -55,5 +55,5 @@ def test_a_meeting_ended_late_is_kept_from_its_actual_end(alice_api):
         ends_at=now - timedelta(days=400),
         ended_at=now - timedelta(days=5),
     )
-    assert services.retention_purge() == 0
+    assert retention.retention_purge() == 0
     assert Meeting.objects.filter(pk=meeting.pk).exists()

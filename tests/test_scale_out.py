@@ -17,8 +17,8 @@ import requests
 from django.core.management import call_command
 
 from meetings.models import AuditEvent, Invitation, LobbyEntry, Meeting, OutboundMessage
-from tests import services as real
-from tests.helpers import booking
+from tests import real_services as real
+from tests.helpers import booking_body
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -90,7 +90,7 @@ def _scenario(servers: list[str], mailbox: real.Mailbox, headers: dict[str, str]
 
     invitees = [f"{tag}-{i}@example.org" for i in range(INVITEES)]
     booked = requests.post(
-        f"{server()}/api/v1/meetings/", json=booking(invitees=invitees), headers=headers, timeout=30
+        f"{server()}/api/v1/meetings/", json=booking_body(invitees=invitees), headers=headers, timeout=30
     )
     assert booked.status_code == 201, booked.text
     meeting_id, passcode = booked.json()["id"], booked.json()["passcode"]
@@ -171,10 +171,10 @@ def _untagged(name: str, tag: str) -> str:
 
 
 def test_two_servers_give_the_same_outcome_as_one(honcho_stack, alice):
-    from meetings import services
+    from meetings.services import tokens
 
     servers, mailbox = honcho_stack
-    _token, key = services.api_token_create(user=alice, label="scale-out")
+    _token, key = tokens.api_token_create(user=alice, label="scale-out")
     headers = {"Authorization": f"Token {key}"}
 
     through_both = _scenario(servers, mailbox, headers, tag="both")

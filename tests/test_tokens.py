@@ -3,9 +3,9 @@
 import pytest
 from django.test import Client
 
-from meetings import services
 from meetings.credentials import token_digest
 from meetings.models import ApiToken, AuditEvent
+from meetings.services import tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def test_a_label_that_is_too_long_is_a_form_error(alice_web_verified):
 
 
 def test_revoking_a_token_stops_it_at_once_and_is_audited(alice, alice_web):
-    token, key = services.api_token_create(user=alice, label="old")
+    token, key = tokens.api_token_create(user=alice, label="old")
     api = Client(HTTP_AUTHORIZATION=f"Token {key}")
     assert api.get("/api/v1/meetings/").status_code == 200
 
@@ -61,7 +61,7 @@ def test_revoking_a_token_stops_it_at_once_and_is_audited(alice, alice_web):
 
 
 def test_a_user_cannot_see_or_revoke_someone_elses_token(alice, bob):
-    token, key = services.api_token_create(user=alice, label="alice's")
+    token, key = tokens.api_token_create(user=alice, label="alice's")
     bob_web = Client()
     bob_web.force_login(bob)
     assert b"alice&#x27;s" not in bob_web.get("/accounts/tokens/").content
@@ -71,5 +71,5 @@ def test_a_user_cannot_see_or_revoke_someone_elses_token(alice, bob):
 
 
 def test_revoke_needs_post(alice, alice_web):
-    token, _key = services.api_token_create(user=alice)
+    token, _key = tokens.api_token_create(user=alice)
     assert alice_web.get(f"/accounts/tokens/{token.pk}/revoke/").status_code == 405

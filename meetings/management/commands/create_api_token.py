@@ -3,7 +3,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from meetings import services
+from meetings.services import tokens
 
 
 class Command(BaseCommand):
@@ -19,6 +19,6 @@ class Command(BaseCommand):
             user = User.objects.get(**{User.USERNAME_FIELD: options["username"]})
         except User.DoesNotExist as exc:
             raise CommandError(f"No user named {options['username']!r}.") from exc
-        token, key = services.api_token_create(user=user, label=options["label"])
+        token, key = tokens.api_token_create(user=user, label=options["label"])
         self.stdout.write(f"Token {token.prefix}… created for {user.get_username()}. It is shown once:")
         self.stdout.write(key)

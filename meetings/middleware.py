@@ -1,4 +1,4 @@
-"""Participant pages whose URL may hold a one-time token, and their headers.
+"""Middleware, and the participant pages whose URL may hold a one-time token.
 
 They send `Referrer-Policy: no-referrer`, so that no URL of theirs reaches another site
 (or our own logs) in a Referer. Under that policy browsers send `Origin: null` with the

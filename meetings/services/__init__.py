@@ -1,0 +1,18 @@
+"""Every write, by sub-domain; each service is atomic and takes keyword-only arguments.
+
+booking      meeting_book, meeting_update, meeting_cancel, meeting_rotate_passcode
+levels       level_update (and carrying a tightening to its meetings)
+invitations  invitations_create, invitation_resend, invitation_revoke, invitation_redeem
+outbox       writing mail rows in the caller's transaction; queueing tasks by name
+delivery     outbox_send (claim, send, record), outbox_release_stale_claims
+lobby        lobby_enter, lobby_join_by_passcode, lobby_enter_by_invitation, admit/deny/remove
+lifecycle    meeting_start, meeting_lock, meeting_unlock, meeting_end
+media        media_room_prepare, media_room_sync (Janus matches the database)
+tokens       api_token_create, api_token_revoke
+retention    retention_purge
+locking      the one lock order (read it before taking a lock)
+checks       refusals several services share (closed meeting, host second factor)
+
+Services never import meetings.tasks: they queue tasks by name (outbox.dispatch).
+The exceptions they raise live in meetings.errors.
+"""

@@ -1,0 +1,254 @@
+"""Invitations and their one-time links: invite, resend, revoke, redeem, and the mail
+that tells invitees about changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from meetings import credentials, emails, errors, policy, selectors
+from meetings.audit import audit_record
+from meetings.models import ClassificationLevel, Invitation, JoinLink, Meeting
+from meetings.services import locking, outbox
+from meetings.services.checks import refuse_if_closed, require_host_factor
+
+
+def normalise_emails(raw: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for email in raw:
+        seen.setdefault(email.strip().lower(), None)
+    return list(seen)
+
+
+def _link_url(token: str) -> str:
+    return f"{settings.SITE_URL}/j/{token}/"
+
+
+def _new_link(
+    invitation: Invitation, meeting: Meeting, level: ClassificationLevel, now: datetime
+) -> tuple[JoinLink, str]:
+    token = credentials.new_token()
+    link = JoinLink(
+        invitation=invitation,
+        token_hash=credentials.token_digest(token),
+        expires_at=policy.link_expiry(
+            max_link_lifetime_hours=level.max_link_lifetime_hours, meeting_ends_at=meeting.ends_at, now=now
+        ),
+    )
+    return link, token
+
+
+def _send_links(
+    *, meeting: Meeting, invitations: list[Invitation], now: datetime, update: bool, kind: str
+) -> None:
+    """A fresh link for each invitation, and its message, in the caller's transaction."""
+    level = meeting.classification
+    links, rows = [], []
+    for invitation in invitations:
+        link, token = _new_link(invitation, meeting, level, now)
+        links.append(link)
+        message = emails.invitation(
+            meeting=meeting, email=invitation.email, link_url=_link_url(token), update=update
+        )
+        rows.append(
+            outbox.outbox_row(
+                message=message, kind=kind, to_email=invitation.email, meeting=meeting, invitation=invitation
+            )
+        )
+    JoinLink.objects.bulk_create(links)
+    outbox.outbox_write(rows)
+
+
+def invite(*, meeting: Meeting, actor: User, emails_to_invite: list[str], now: datetime) -> list[Invitation]:
+    """Create invitations with their links and mail. Call holding the meeting (or booking it)."""
+    invitations = Invitation.objects.bulk_create(
+        [Invitation(meeting=meeting, email=email, invited_by=actor) for email in emails_to_invite]
+    )
+    _send_links(meeting=meeting, invitations=invitations, now=now, update=False, kind="invitation")
+    audit_record(
+        action="invitations_sent",
+        actor=actor,
+        meeting=meeting,
+        subject=f"{len(invitations)} invitee(s)",
+        detail={"emails": emails_to_invite},
+    )
+    return invitations
+
+
+def invitations_create(
+    *, meeting: Meeting, actor: User, emails_to_invite: list[str], host_has_second_factor: bool
+) -> list[Invitation]:
+    """Invite people; each gets a personal one-time link by e-mail (written to the outbox)."""
+    wanted = normalise_emails(emails_to_invite)
+    now = timezone.now()
+    with transaction.atomic():
+        meeting = locking.meeting_for_update(meeting.pk)
+        refuse_if_closed(meeting, now, action="changed")
+        require_host_factor(meeting, host_has_second_factor)
+        violations = policy.invitee_violations(meeting.classification, wanted, field="emails")
+        existing = dict(
+            Invitation.objects.filter(meeting=meeting, email__in=wanted).values_list("email", "revoked_at")
+        )
+        violations += [
+            policy.Violation(
+                "emails",
+                f"{email} was invited and revoked: resend that invitation to invite them again."
+                if revoked_at
+                else f"{email} is already invited: resend or revoke that invitation instead.",
+            )
+            for email, revoked_at in existing.items()
+        ]
+        if violations:
+            raise errors.Refused(violations)
+        return invite(meeting=meeting, actor=actor, emails_to_invite=wanted, now=now)
+
+
+def notify_invitees_of_change(*, meeting: Meeting, now: datetime) -> None:
+    """METHOD:REQUEST with the raised SEQUENCE. Unspent links are replaced by fresh ones
+    (the new message carries the link); people who already joined keep their session."""
+    invitations = selectors.active_invitations(meeting)
+    if not invitations:
+        return
+    spent = set(
+        JoinLink.objects.filter(invitation__in=invitations, redeemed_at__isnull=False).values_list(
+            "invitation_id", flat=True
+        )
+    )
+    JoinLink.objects.filter(
+        invitation__in=invitations, redeemed_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REPLACED)
+    unspent = [inv for inv in invitations if inv.pk not in spent]
+    _send_links(meeting=meeting, invitations=unspent, now=now, update=True, kind="invitation_update")
+    outbox.outbox_write(
+        [
+            outbox.outbox_row(
+                message=emails.invitation(meeting=meeting, email=inv.email, link_url=None, update=True),
+                kind="invitation_update",
+                to_email=inv.email,
+                meeting=meeting,
+                invitation=inv,
+            )
+            for inv in invitations
+            if inv.pk in spent
+        ]
+    )
+
+
+def notify_invitees_of_cancellation(*, meeting: Meeting, invitations: list[Invitation], reason: str) -> None:
+    outbox.outbox_write(
+        [
+            outbox.outbox_row(
+                message=emails.invitation_cancelled(meeting=meeting, email=inv.email, reason=reason),
+                kind="invitation_cancel",
+                to_email=inv.email,
+                meeting=meeting,
+                invitation=inv,
+            )
+            for inv in invitations
+        ]
+    )
+
+
+def _host_invitation(invitation: Invitation, now: datetime, host_has_second_factor: bool) -> Invitation:
+    """The invitation, re-read after locking its meeting; refuses a closed meeting."""
+    meeting = locking.meeting_for_update(invitation.meeting_id)
+    refuse_if_closed(meeting, now)
+    require_host_factor(meeting, host_has_second_factor)
+    invitation = Invitation.objects.get(pk=invitation.pk)
+    invitation.meeting = meeting
+    return invitation
+
+
+def invitation_resend(*, invitation: Invitation, actor: User, host_has_second_factor: bool) -> Invitation:
+    """A new link by e-mail; the old one answers 410 from now on. Also re-invites a revoked invitee."""
+    now = timezone.now()
+    with transaction.atomic():
+        invitation = _host_invitation(invitation, now, host_has_second_factor)
+        meeting = invitation.meeting
+        violations = policy.invitee_violations(meeting.classification, [invitation.email], field="emails")
+        if violations:
+            raise errors.Refused(violations)
+        JoinLink.objects.filter(
+            invitation=invitation, redeemed_at__isnull=True, revoked_at__isnull=True
+        ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REPLACED)
+        Invitation.objects.filter(pk=invitation.pk).update(revoked_at=None)
+        invitation.revoked_at = None
+        _send_links(meeting=meeting, invitations=[invitation], now=now, update=False, kind="invitation")
+        audit_record(action="invitation_resent", actor=actor, meeting=meeting, subject=invitation.email)
+    return invitation
+
+
+def invitation_revoke(*, invitation: Invitation, actor: User, host_has_second_factor: bool) -> Invitation:
+    now = timezone.now()
+    with transaction.atomic():
+        invitation = _host_invitation(invitation, now, host_has_second_factor)
+        won = Invitation.objects.filter(pk=invitation.pk, revoked_at__isnull=True).update(revoked_at=now)
+        if won != 1:
+            raise errors.Conflict("This invitation is already revoked.", code="already_revoked")
+        invitation.revoked_at = now
+        JoinLink.objects.filter(
+            invitation=invitation, redeemed_at__isnull=True, revoked_at__isnull=True
+        ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REVOKED)
+        notify_invitees_of_cancellation(
+            meeting=invitation.meeting,
+            invitations=[invitation],
+            reason="The host withdrew your invitation to this meeting.",
+        )
+        audit_record(
+            action="invitation_revoked", actor=actor, meeting=invitation.meeting, subject=invitation.email
+        )
+    return invitation
+
+
+def invitation_redeem(*, link: JoinLink, user: User | None, has_second_factor: bool) -> Invitation:
+    """Spend a one-time link. Of any number of simultaneous calls exactly one wins: the
+    decision is one conditional UPDATE on the link's own row.
+
+    Raises Refused (nothing spent) when the person may not use it, or LinkGone.
+    """
+    now = timezone.now()
+    invitation = link.invitation
+    meeting = invitation.meeting
+    state = link_state_now(link, now)
+    if state != policy.LinkState.LIVE:
+        raise errors.LinkGone(state)
+    violation = policy.redemption_violation(
+        meeting.classification,
+        invited_email=invitation.email,
+        signed_in_email=user.email if user is not None else None,
+        has_second_factor=has_second_factor,
+    )
+    if violation is not None:
+        raise errors.Refused([violation])
+    with transaction.atomic():
+        won = JoinLink.objects.filter(
+            pk=link.pk, redeemed_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+        ).update(redeemed_at=now)
+        if won != 1:
+            link.refresh_from_db()
+            raise errors.LinkGone(link_state_now(link, timezone.now()))
+        audit_record(
+            action="invitation_redeemed",
+            actor=user,
+            meeting=meeting,
+            subject=invitation.email,
+            detail={"link_id": link.pk, "signed_in": user is not None},
+        )
+    return invitation
+
+
+def link_state_now(link: JoinLink, now: datetime) -> policy.LinkState:
+    meeting = link.invitation.meeting
+    return policy.link_state(
+        meeting_ended=meeting.is_ended,
+        redeemed=link.redeemed_at is not None,
+        revoked_reason=link.revoked_reason,
+        expires_at=link.expires_at,
+        meeting_cancelled=meeting.is_cancelled,
+        meeting_ends_at=meeting.ends_at,
+        now=now,
+    )

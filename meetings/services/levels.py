@@ -1,0 +1,137 @@
+"""Changing a classification level, and carrying a tightening to its meetings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from meetings import emails, policy, selectors
+from meetings.audit import audit_record
+from meetings.models import ClassificationLevel, Invitation, JoinLink, Meeting
+from meetings.services import invitations, locking, media, outbox
+from meetings.services.booking import INVITEE_VISIBLE, meeting_options
+
+LEVEL_CHANGEABLE = (
+    "name",
+    "rank",
+    "bookable",
+    "allow_cloud_recording",
+    "allow_dial_in",
+    "require_waiting_room",
+    "allow_guests",
+    "allow_passcode_join",
+    "require_host_mfa",
+    "require_participant_mfa",
+    "max_link_lifetime_hours",
+    "allowed_invitee_domains",
+    "min_passcode_bits",
+    "retention_days",
+)
+
+
+def level_update(
+    *, level: ClassificationLevel, actor: User, changes: dict[str, Any]
+) -> tuple[ClassificationLevel, int]:
+    """Change a level; a tightening reaches every meeting at it that has not ended.
+
+    Returns the level and the number of meetings changed. Loosening switches nothing on.
+    """
+    unknown = set(changes) - set(LEVEL_CHANGEABLE)
+    if unknown:
+        raise ValueError(f"not changeable: {sorted(unknown)}")
+    now = timezone.now()
+    with transaction.atomic():
+        # The level, then its meetings (locking.py): waits for bookings and changes that
+        # hold this level FOR SHARE, and they for us.
+        level = locking.level_for_update(level.pk)
+        diff = {
+            name: {"old": getattr(level, name), "new": value}
+            for name, value in changes.items()
+            if getattr(level, name) != value
+        }
+        if not diff:
+            return level, 0
+        for name, value in changes.items():
+            setattr(level, name, value)
+        level.save()
+        audit_record(action="level_changed", actor=actor, subject=level.code, detail=diff)
+
+        touched = 0
+        affected = locking.meetings_at_level_for_update(level).filter(
+            status=Meeting.Status.SCHEDULED, ends_at__gt=now, ended_at=None
+        )
+        for meeting in affected:
+            meeting.classification = level
+            if _enforce(meeting=meeting, level=level, actor=actor, now=now):
+                touched += 1
+    return level, touched
+
+
+def _enforce(*, meeting: Meeting, level: ClassificationLevel, actor: User, now: datetime) -> bool:
+    """Bring one meeting (held under its lock) within its tightened level; True if it changed."""
+    changes_made = policy.enforce_level(level, meeting_options(meeting))
+    refused_emails = [
+        inv.email
+        for inv in selectors.active_invitations(meeting)
+        if policy.invitee_violations(level, [inv.email])
+    ]
+    weak_passcode = meeting.passcode_bits < policy.required_passcode_bits(level)
+    if not (changes_made or refused_emails or weak_passcode):
+        return False
+    if refused_emails:
+        _revoke_by_policy(meeting=meeting, actor=actor, emails_to_revoke=refused_emails, now=now)
+    for change in changes_made:
+        setattr(meeting, change.field, change.new)
+        audit_record(
+            action="meeting_option_enforced",
+            actor=actor,
+            meeting=meeting,
+            subject=change.field,
+            detail={"old": change.old, "new": change.new, "reason": change.reason, "level": level.code},
+        )
+    if not meeting.dial_in:
+        meeting.dial_in_code = ""
+    invitees_affected = any(change.field in INVITEE_VISIBLE for change in changes_made)
+    if invitees_affected:
+        meeting.sequence += 1
+    meeting.save()
+    if invitees_affected:
+        invitations.notify_invitees_of_change(meeting=meeting, now=now)
+    # A recording media room stops recording once the level forbids it.
+    media.media_sync_on_commit(meeting.pk)
+    message = emails.level_tightened(
+        meeting=meeting,
+        changes=changes_made,
+        revoked_invitees=refused_emails,
+        weak_passcode=weak_passcode,
+    )
+    outbox.outbox_enqueue(
+        message=message, kind="level_tightened", to_email=meeting.host.email, meeting=meeting
+    )
+    return True
+
+
+def _revoke_by_policy(*, meeting: Meeting, actor: User, emails_to_revoke: list[str], now: datetime) -> None:
+    """A tightened level no longer admits these invitees: their invitations and links die."""
+    revoked = list(Invitation.objects.filter(meeting=meeting, email__in=emails_to_revoke, revoked_at=None))
+    Invitation.objects.filter(pk__in=[i.pk for i in revoked]).update(revoked_at=now)
+    JoinLink.objects.filter(invitation__in=revoked, redeemed_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_reason=JoinLink.Revoked.REVOKED
+    )
+    invitations.notify_invitees_of_cancellation(
+        meeting=meeting,
+        invitations=revoked,
+        reason=f"Your invitation was withdrawn: {meeting.classification.name} meetings no longer admit your address.",
+    )
+    for invitation in revoked:
+        audit_record(
+            action="invitation_revoked_by_policy",
+            actor=actor,
+            meeting=meeting,
+            subject=invitation.email,
+            detail={"level": meeting.classification.code},
+        )

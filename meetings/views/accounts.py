@@ -1,0 +1,94 @@
+"""Pages for a person's own account: enrolling a second factor, and API tokens."""
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+from django_otp import user_has_device
+from two_factor.views import SetupView
+
+from meetings import errors, selectors
+from meetings.authentication import has_second_factor, signed_in_user
+from meetings.forms import ApiTokenForm
+from meetings.services import tokens
+from meetings.views.common import second_factor_url
+
+
+class SecondFactorSetupView(SetupView):
+    """django-two-factor-auth's enrolment, plus a new session key once the device is verified.
+
+    SECURITY: the library's setup marks the session verified (django_otp.login) without
+    cycling its key; the sign-in wizard cycles it (django.contrib.auth.login). A session
+    that gains a privilege gets a new key, so a key captured before (fixation, a shared
+    machine) is worth nothing after.
+    """
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # SECURITY: the library checks for an existing device on GET only. A session that
+        # signed in before a device existed must not add a second one (and so become
+        # verified) without using the first: send it to the sign-in with that device.
+        user = request.user
+        if user_has_device(user) and not getattr(user, "is_verified", lambda: False)():
+            return redirect(
+                f"{reverse('two_factor:login')}?{urlencode({'next': reverse('two_factor:setup')})}"
+            )
+        return super().post(request, *args, **kwargs)
+
+    def done(self, form_list: Any, **kwargs: Any) -> HttpResponse:
+        response = super().done(form_list, **kwargs)
+        self.request.session.cycle_key()
+        return response
+
+
+@never_cache
+@login_required
+def api_token_list(request: HttpRequest) -> HttpResponse:
+    """The user's tokens; a new one only from a session that passed a second factor."""
+    user = signed_in_user(request)
+    verified = has_second_factor(request)
+    form = ApiTokenForm(request.POST or None)
+    new_key = None
+    status = 200
+    if request.method == "POST":
+        if not verified:
+            # SECURITY: a token counts as a second factor (authentication.has_second_factor),
+            # so only a session that passed one may mint one.
+            form.add_error(
+                None, "Creating a token needs a second factor: sign in with your authenticator app."
+            )
+            status = 403
+        elif form.is_valid():
+            _token, new_key = tokens.api_token_create(user=user, label=form.cleaned_data["label"])
+            form = ApiTokenForm()
+        else:
+            status = 400
+    return render(
+        request,
+        "meetings/api_tokens.html",
+        {
+            "tokens": selectors.api_tokens_for_user(user),
+            "form": form,
+            "new_key": new_key,
+            "verified": verified,
+            "factor_url": second_factor_url(request),
+        },
+        status=status,
+    )
+
+
+@require_POST
+@login_required
+def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    try:
+        token = tokens.api_token_revoke(token_id=token_id, user=signed_in_user(request))
+    except errors.ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Token {token.prefix}… is revoked; it stops working now.")
+    return redirect("api_tokens")

@@ -1,0 +1,217 @@
+"""Pages for participants: the one-time link, joining by passcode, the waiting room, the room."""
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from meetings import errors, policy, selectors
+from meetings.authentication import (
+    client_address,
+    has_second_factor,
+    lobby_secret_bind,
+    lobby_secret_for,
+    signed_in_user,
+)
+from meetings.forms import JoinForm
+from meetings.middleware import join_page
+from meetings.models import Invitation, LobbyEntry, Meeting
+from meetings.services import invitations, lobby
+from meetings.views.common import default_name, option_rows
+
+# The invitations this browser session redeemed: the same person can come back.
+SESSION_KEY = "antechamber.invitations"
+
+GONE_TEXT = {
+    policy.LinkState.SPENT: (
+        "This link has already been used",
+        "Links work once. If you used it yourself, open it again in the same browser. "
+        "Otherwise ask the host to resend your invitation.",
+    ),
+    policy.LinkState.EXPIRED: ("This link has expired", "Ask the host to resend your invitation."),
+    policy.LinkState.REVOKED: (
+        "This link was withdrawn",
+        "The host revoked it or sent you a newer one. Use the newest invitation, or ask the host to resend.",
+    ),
+    policy.LinkState.CANCELLED: ("This meeting was cancelled", "There is nothing to join."),
+    policy.LinkState.ENDED: ("This meeting has ended", "There is nothing to join any more."),
+}
+
+
+def _bound(request: HttpRequest) -> list[int]:
+    return list(request.session.get(SESSION_KEY, []))
+
+
+def _gone(request: HttpRequest, state: policy.LinkState, meeting: Meeting) -> HttpResponse:
+    heading, advice = GONE_TEXT[state]
+    return render(
+        request,
+        "meetings/link_gone.html",
+        {"heading": heading, "advice": advice, "state": state.value, "level": meeting.classification},
+        status=410,
+    )
+
+
+@join_page
+@require_http_methods(["GET", "HEAD", "POST"])
+def link(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a confirmation and spends nothing (mail scanners fetch links); POST redeems."""
+    join_link = selectors.link_by_token(token)
+    if join_link is None:
+        return render(request, "meetings/link_unknown.html", status=404)
+    invitation = join_link.invitation
+    meeting = invitation.meeting
+    if invitation.pk in _bound(request) and invitation.revoked_at is None and not meeting.is_cancelled:
+        return redirect("meetings:invited", invitation_id=invitation.pk)
+    state = invitations.link_state_now(join_link, timezone.now())
+    if state != policy.LinkState.LIVE:
+        return _gone(request, state, meeting)
+
+    user = signed_in_user(request) if request.user.is_authenticated else None
+    context = {
+        "meeting": meeting,
+        "level": meeting.classification,
+        "invitation": invitation,
+        "login_url": f"{reverse('login')}?next={request.path}",
+    }
+    if request.method == "POST":
+        try:
+            invitations.invitation_redeem(
+                link=join_link, user=user, has_second_factor=has_second_factor(request)
+            )
+        except errors.LinkGone as gone:
+            return _gone(request, gone.state, meeting)
+        except errors.Refused as refused:
+            return render(request, "meetings/link_confirm.html", {**context, "refused": refused}, status=403)
+        request.session[SESSION_KEY] = [*_bound(request), invitation.pk]
+        return redirect("meetings:invited", invitation_id=invitation.pk)
+    notice = policy.redemption_violation(
+        meeting.classification,
+        invited_email=invitation.email,
+        signed_in_email=user.email if user else None,
+        has_second_factor=has_second_factor(request),
+    )
+    return render(request, "meetings/link_confirm.html", {**context, "notice": notice})
+
+
+@join_page
+def invited(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    """Where a redeemed link leads: into the waiting room. Only the browser session that
+    redeemed the link gets here, as often as it likes during the meeting."""
+    if invitation_id not in _bound(request):
+        raise Http404("No such invitation in this browser.")
+    invitation = Invitation.objects.select_related("meeting__classification", "meeting__host").get(
+        pk=invitation_id
+    )
+    meeting = invitation.meeting
+    current = selectors.lobby_entry_of_invitation_for_session(
+        invitation, lambda entry_id: lobby_secret_for(request.session, entry_id)
+    )
+    if current is not None:
+        return redirect("meetings:join_waiting", entry_id=current.pk)
+    user = signed_in_user(request) if request.user.is_authenticated else None
+    name = str(user.get_full_name() or user.get_username()) if user else invitation.email.split("@", 1)[0]
+    try:
+        entered = lobby.lobby_enter_by_invitation(invitation=invitation, user=user, display_name=name)
+    except errors.LinkGone as gone:
+        return _gone(request, gone.state, meeting)
+    except errors.ServiceError as error:
+        return render(
+            request, "meetings/invited.html", {"meeting": meeting, "error": error}, status=error.status
+        )
+    lobby_secret_bind(request.session, entered.entry.pk, entered.secret)
+    return redirect("meetings:join_waiting", entry_id=entered.entry.pk)
+
+
+@join_page
+def join(request: HttpRequest) -> HttpResponse:
+    form = JoinForm(request.POST or None, initial={"display_name": default_name(request)})
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            user = request.user if request.user.is_authenticated else None
+            try:
+                entered = lobby.lobby_join_by_passcode(
+                    raw_meeting_id=data["meeting_id"],
+                    passcode=data["passcode"],
+                    display_name=data["display_name"],
+                    user=user,
+                    client_address=client_address(request),
+                )
+            except errors.JoinDenied as denied:
+                if denied.code == "sign_in":
+                    # The passcode is not carried along: they type it again after signing in.
+                    messages.info(request, denied.message)
+                    return redirect_to_login(reverse("meetings:join"))
+                form.add_error(None, denied.message)
+                status = denied.status
+            else:
+                lobby_secret_bind(request.session, entered.entry.pk, entered.secret)
+                return redirect("meetings:join_waiting", entry_id=entered.entry.pk)
+    return render(request, "meetings/join.html", {"form": form}, status=status)
+
+
+def _my_entry(request: HttpRequest, entry_id: int) -> LobbyEntry:
+    entry = selectors.lobby_entry_for_session(entry_id, lobby_secret_for(request.session, entry_id))
+    if entry is None:
+        # SECURITY: the same 404 for an unknown entry and for someone else's.
+        raise Http404("No such waiting-room entry in this browser.")
+    return entry
+
+
+def _entry_state(entry: LobbyEntry) -> dict[str, Any]:
+    meeting = entry.meeting
+    in_room = entry.status == LobbyEntry.Status.ADMITTED and meeting.is_started
+    return {
+        "status": entry.status,
+        "meeting_started": meeting.is_started,
+        "meeting_ended": meeting.is_ended or meeting.is_cancelled,
+        "room_url": reverse("meetings:join_room", kwargs={"entry_id": entry.pk}) if in_room else None,
+    }
+
+
+@join_page
+@require_GET
+def join_waiting(request: HttpRequest, entry_id: int) -> HttpResponse:
+    entry = _my_entry(request, entry_id)
+    return render(
+        request,
+        "meetings/join_waiting.html",
+        {"entry": entry, "meeting": entry.meeting, "state": _entry_state(entry)},
+    )
+
+
+@join_page
+@require_GET
+def join_status(request: HttpRequest, entry_id: int) -> HttpResponse:
+    return JsonResponse(_entry_state(_my_entry(request, entry_id)))
+
+
+@join_page
+@require_GET
+def join_room(request: HttpRequest, entry_id: int) -> HttpResponse:
+    entry = _my_entry(request, entry_id)
+    if not _entry_state(entry)["room_url"]:
+        return redirect("meetings:join_waiting", entry_id=entry.pk)
+    meeting = entry.meeting
+    return render(
+        request,
+        "meetings/meeting_room.html",
+        {
+            "entry": entry,
+            "meeting": meeting,
+            "display_name": entry.display_name,
+            "status_url": reverse("meetings:join_status", kwargs={"entry_id": entry.pk}),
+            "people": selectors.people_in(meeting),
+            "options": option_rows(meeting, with_waiting_room=False),
+            "media": selectors.media_for_entry(entry),
+            "media_configured": selectors.media_configured(),
+        },
+    )
