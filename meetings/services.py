@@ -81,6 +81,7 @@ LEVEL_CHANGEABLE = (
     "allowed_invitee_domains",
     "min_passcode_bits",
     "retention_days",
+    "link_in_calendar",
 )
 
 
