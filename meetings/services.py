@@ -10,7 +10,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -324,7 +323,7 @@ def meeting_update(
             action="meeting_changed", actor=actor, meeting=meeting, subject=meeting.title, detail=diff
         )
         if INVITEE_VISIBLE & set(diff):
-            _notify_invitees_of_change(meeting=meeting, now=now)
+            _notify_invitees_of_change(meeting=meeting, now=now, changes=diff)
         _conference_sync_on_commit(meeting.pk)
         if "classification" in diff:
             audit_record(
@@ -361,11 +360,12 @@ def meeting_cancel(*, meeting: Meeting, actor: User) -> Meeting:
         JoinLink.objects.filter(
             invitation__meeting=meeting, redeemed_at__isnull=True, revoked_at__isnull=True
         ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.CANCELLED)
-        _notify_invitees_of_cancellation(
-            meeting=meeting,
-            invitations=_active_invitations(meeting),
-            reason="The host cancelled this meeting.",
-        )
+        if meeting.ends_at > now and meeting.ended_at is None:  # an ended meeting is history: no mail
+            _notify_invitees_of_cancellation(
+                meeting=meeting,
+                invitations=_active_invitations(meeting),
+                reason="The host cancelled this meeting.",
+            )
         audit_record(action="meeting_cancelled", actor=actor, meeting=meeting, subject=meeting.title)
         _conference_sync_on_commit(meeting.pk)
     return meeting
@@ -461,7 +461,8 @@ def classification_update(
                 meeting.sequence += 1
             meeting.save()
             if invitees_affected:
-                _notify_invitees_of_change(meeting=meeting, now=now)
+                changed = {c.field: {"old": c.old, "new": c.new} for c in changes_made}
+                _notify_invitees_of_change(meeting=meeting, now=now, changes=changed)
             # A recording media room stops recording once the level forbids it.
             _conference_sync_on_commit(meeting.pk)
             message = emails.level_tightened(
@@ -485,6 +486,7 @@ def _revoke_by_policy(*, meeting: Meeting, actor: User, emails_to_revoke: list[s
     JoinLink.objects.filter(
         invitation__in=invitations, redeemed_at__isnull=True, revoked_at__isnull=True
     ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REVOKED)
+    _sequence_raise(meeting)
     _notify_invitees_of_cancellation(
         meeting=meeting,
         invitations=invitations,
@@ -613,16 +615,7 @@ def outbox_send(*, message_id: int) -> SendResult:
     if won != 1:
         return SendResult(sent=False)
     row = OutboundMessage.objects.get(pk=message_id)
-    email = EmailMultiAlternatives(
-        subject=row.subject,
-        body=row.body_text,
-        to=[row.to_email],
-        headers={"Message-ID": row.message_id, "Auto-Submitted": "auto-generated"},
-    )
-    if row.body_html:
-        email.attach_alternative(row.body_html, "text/html")
-    if row.ics_text:
-        email.attach("invite.ics", row.ics_text, f"text/calendar; method={row.ics_method}; charset=utf-8")
+    email = emails.build_email(row)
     try:
         email.send(fail_silently=False)
     except Exception as exc:  # any transport failure: keep the row, retry later
@@ -694,7 +687,13 @@ def _new_link(
 
 
 def _send_links(
-    *, meeting: Meeting, invitations: list[Invitation], now: datetime, update: bool, kind: str
+    *,
+    meeting: Meeting,
+    invitations: list[Invitation],
+    now: datetime,
+    update: bool,
+    kind: str,
+    changes: dict[str, Any] | None = None,
 ) -> None:
     """A fresh link for each invitation, and its message, in the caller's transaction."""
     level = meeting.classification
@@ -703,7 +702,7 @@ def _send_links(
         link, token = _new_link(invitation, meeting, level, now)
         links.append(link)
         message = emails.invitation(
-            meeting=meeting, email=invitation.email, link_url=_link_url(token), update=update
+            meeting=meeting, email=invitation.email, link_url=_link_url(token), update=update, changes=changes
         )
         rows.append(
             _outbox_row(
@@ -764,7 +763,7 @@ def _active_invitations(meeting: Meeting) -> list[Invitation]:
     return list(Invitation.objects.filter(meeting=meeting, revoked_at__isnull=True).order_by("id"))
 
 
-def _notify_invitees_of_change(*, meeting: Meeting, now: datetime) -> None:
+def _notify_invitees_of_change(*, meeting: Meeting, now: datetime, changes: dict[str, Any]) -> None:
     """METHOD:REQUEST with the raised SEQUENCE. Unspent links are replaced by fresh ones
     (the new message carries the link); people who already joined keep their session."""
     invitations = _active_invitations(meeting)
@@ -779,11 +778,15 @@ def _notify_invitees_of_change(*, meeting: Meeting, now: datetime) -> None:
         invitation__in=invitations, redeemed_at__isnull=True, revoked_at__isnull=True
     ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REPLACED)
     unspent = [inv for inv in invitations if inv.pk not in spent]
-    _send_links(meeting=meeting, invitations=unspent, now=now, update=True, kind="invitation_update")
+    _send_links(
+        meeting=meeting, invitations=unspent, now=now, update=True, kind="invitation_update", changes=changes
+    )
     _outbox_write(
         [
             _outbox_row(
-                message=emails.invitation(meeting=meeting, email=inv.email, link_url=None, update=True),
+                message=emails.invitation(
+                    meeting=meeting, email=inv.email, link_url=None, update=True, changes=changes
+                ),
                 kind="invitation_update",
                 to_email=inv.email,
                 meeting=meeting,
@@ -793,6 +796,16 @@ def _notify_invitees_of_change(*, meeting: Meeting, now: datetime) -> None:
             if inv.pk in spent
         ]
     )
+
+
+def _sequence_raise(meeting: Meeting) -> None:
+    """The calendar SEQUENCE for a message to some invitees only (resend, revoke).
+
+    Per meeting, not per invitation: RFC 5546 has one SEQUENCE per event, and every
+    invitee's copy then only ever sees it rise. Call holding the meeting's row lock.
+    """
+    Meeting.objects.filter(pk=meeting.pk).update(sequence=F("sequence") + 1)
+    meeting.refresh_from_db(fields=["sequence"])
 
 
 def _notify_invitees_of_cancellation(*, meeting: Meeting, invitations: list[Invitation], reason: str) -> None:
@@ -834,6 +847,7 @@ def invitation_resend(*, invitation: Invitation, actor: User, host_has_second_fa
         ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REPLACED)
         Invitation.objects.filter(pk=invitation.pk).update(revoked_at=None)
         invitation.revoked_at = None
+        _sequence_raise(meeting)
         _send_links(meeting=meeting, invitations=[invitation], now=now, update=False, kind="invitation")
         audit_record(action="invitation_resent", actor=actor, meeting=meeting, subject=invitation.email)
     return invitation
@@ -850,6 +864,7 @@ def invitation_revoke(*, invitation: Invitation, actor: User, host_has_second_fa
         JoinLink.objects.filter(
             invitation=invitation, redeemed_at__isnull=True, revoked_at__isnull=True
         ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REVOKED)
+        _sequence_raise(invitation.meeting)
         _notify_invitees_of_cancellation(
             meeting=invitation.meeting,
             invitations=[invitation],
