@@ -35,7 +35,12 @@ $(JANUS_FILES):
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq janus libjs-janus-gateway libjs-webrtc-adapter >/dev/null; \
 	else echo "Install janus libjs-janus-gateway libjs-webrtc-adapter to run the media tests; they are skipped without it."; fi
 
-test: $(STAMP) /usr/bin/chromium $(JANUS_FILES)
+# khal, a calendar that imports the invitation mails in tests/test_calendar_clients.py (Debian's package), when root.
+/usr/bin/khal:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq khal >/dev/null; \
+	else echo "Install khal (apt-get install khal) to run the calendar client tests; they are skipped without it."; fi
+
+test: $(STAMP) /usr/bin/chromium $(JANUS_FILES) /usr/bin/khal
 	mkdir -p var
 	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status

@@ -24,6 +24,7 @@ class ClassificationLevelAdmin(admin.ModelAdmin):
         "allow_passcode_join",
         "require_host_mfa",
         "require_participant_mfa",
+        "link_in_calendar",
     )
     ordering = ("rank",)
 

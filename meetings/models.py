@@ -30,6 +30,10 @@ class ClassificationLevel(models.Model):
     allowed_invitee_domains = models.JSONField(default=list, blank=True)
     min_passcode_bits = models.PositiveSmallIntegerField(default=PASSCODE_FLOOR_BITS)
     retention_days = models.PositiveIntegerField(default=90)
+    # False: the invitation's calendar entry says to use the link in the mail instead.
+    link_in_calendar = models.BooleanField(
+        default=False, help_text="The calendar entry may carry the personal one-time join link."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -178,6 +178,7 @@ class LevelUpdateInput(StrictSerializer):
         required=False, min_value=policy.PASSCODE_FLOOR_BITS, max_value=256
     )
     retention_days = serializers.IntegerField(required=False, min_value=1, max_value=36500)
+    link_in_calendar = StrictBooleanField(required=False)
 
     def validate_allowed_invitee_domains(self, value: list[str]) -> list[str]:
         cleaned = []

@@ -178,8 +178,8 @@ def _seeded_levels(request):
 
     from django.apps import apps
 
-    seed = importlib.import_module("meetings.migrations.0002_seed_levels").seed
-    seed(apps, None)
+    for migration in ("0002_seed_levels", "0008_mail_sequence"):
+        importlib.import_module(f"meetings.migrations.{migration}").seed(apps, None)
 
 
 _cache_namespaces = itertools.count()

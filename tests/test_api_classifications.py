@@ -20,6 +20,7 @@ SPEC_FIELDS = {
     "allowed_invitee_domains",
     "min_passcode_bits",
     "retention_days",
+    "link_in_calendar",
 }
 
 

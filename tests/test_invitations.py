@@ -22,7 +22,8 @@ def parts_of(message) -> dict[str, str]:
     for part in message.walk():
         if part.is_multipart():
             continue
-        found[part.get_content_type()] = part.get_content()
+        content = part.get_content()
+        found[part.get_content_type()] = content.decode() if isinstance(content, bytes) else content
     return found
 
 
@@ -60,7 +61,7 @@ def test_booking_with_invitees_sends_credential_free_mail_with_a_calendar_entry(
         assert message["Message-ID"]
         raw = message.as_string()
         parts = parts_of(message)
-        assert set(parts) == {"text/plain", "text/html", "text/calendar"}
+        assert set(parts) == {"text/plain", "text/html", "text/calendar", "application/ics"}
         # SECURITY: the passcode is nowhere, in any spelling, in any part.
         for spelling in (booked["passcode"], booked["passcode"].replace("-", "")):
             assert spelling not in raw and spelling.lower() not in raw.lower()

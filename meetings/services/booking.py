@@ -245,7 +245,7 @@ def meeting_update(
             action="meeting_changed", actor=actor, meeting=meeting, subject=meeting.title, detail=diff
         )
         if INVITEE_VISIBLE & set(diff):
-            invitations.notify_invitees_of_change(meeting=meeting, now=now)
+            invitations.notify_invitees_of_change(meeting=meeting, now=now, changes=diff)
         media.media_sync_on_commit(meeting.pk)
         if "classification" in diff:
             audit_record(
@@ -276,7 +276,8 @@ def meeting_cancel(*, meeting: Meeting, actor: User) -> Meeting:
         meeting = locking.meeting_for_update(meeting.pk)
         if meeting.is_cancelled:
             raise errors.Conflict("This meeting is already cancelled.", code="meeting_cancelled")
-        if meeting.ended_at is not None:
+        if meeting.ended_at is not None or meeting.ends_at <= now:
+            # An ended meeting is history: nothing to cancel, and no mail.
             raise errors.meeting_closed(cancelled=False, action="cancelled")
         Meeting.objects.filter(pk=meeting.pk).update(
             status=Meeting.Status.CANCELLED, cancelled_at=now, sequence=F("sequence") + 1, updated_at=now

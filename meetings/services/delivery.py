@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db.models import F
 from django.utils import timezone
 
+from meetings import emails
 from meetings.models import OutboundMessage
 
 OUTBOX_MAX_ATTEMPTS = 8
@@ -30,16 +30,7 @@ def outbox_send(*, message_id: int) -> SendResult:
     if won != 1:
         return SendResult(sent=False)
     row = OutboundMessage.objects.get(pk=message_id)
-    email = EmailMultiAlternatives(
-        subject=row.subject,
-        body=row.body_text,
-        to=[row.to_email],
-        headers={"Message-ID": row.message_id, "Auto-Submitted": "auto-generated"},
-    )
-    if row.body_html:
-        email.attach_alternative(row.body_html, "text/html")
-    if row.ics_text:
-        email.attach("invite.ics", row.ics_text, f"text/calendar; method={row.ics_method}; charset=utf-8")
+    email = emails.build_email(row)
     try:
         email.send(fail_silently=False)
     except Exception as exc:  # any transport failure: keep the row, retry later

@@ -4,10 +4,12 @@ that tells invitees about changes."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from meetings import credentials, emails, errors, policy, selectors
@@ -43,7 +45,13 @@ def _new_link(
 
 
 def _send_links(
-    *, meeting: Meeting, invitations: list[Invitation], now: datetime, update: bool, kind: str
+    *,
+    meeting: Meeting,
+    invitations: list[Invitation],
+    now: datetime,
+    update: bool,
+    kind: str,
+    changes: dict[str, Any] | None = None,
 ) -> None:
     """A fresh link for each invitation, and its message, in the caller's transaction."""
     level = meeting.classification
@@ -52,7 +60,7 @@ def _send_links(
         link, token = _new_link(invitation, meeting, level, now)
         links.append(link)
         message = emails.invitation(
-            meeting=meeting, email=invitation.email, link_url=_link_url(token), update=update
+            meeting=meeting, email=invitation.email, link_url=_link_url(token), update=update, changes=changes
         )
         rows.append(
             outbox.outbox_row(
@@ -107,7 +115,7 @@ def invitations_create(
         return invite(meeting=meeting, actor=actor, emails_to_invite=wanted, now=now)
 
 
-def notify_invitees_of_change(*, meeting: Meeting, now: datetime) -> None:
+def notify_invitees_of_change(*, meeting: Meeting, now: datetime, changes: dict[str, Any]) -> None:
     """METHOD:REQUEST with the raised SEQUENCE. Unspent links are replaced by fresh ones
     (the new message carries the link); people who already joined keep their session."""
     invitations = selectors.active_invitations(meeting)
@@ -122,11 +130,15 @@ def notify_invitees_of_change(*, meeting: Meeting, now: datetime) -> None:
         invitation__in=invitations, redeemed_at__isnull=True, revoked_at__isnull=True
     ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REPLACED)
     unspent = [inv for inv in invitations if inv.pk not in spent]
-    _send_links(meeting=meeting, invitations=unspent, now=now, update=True, kind="invitation_update")
+    _send_links(
+        meeting=meeting, invitations=unspent, now=now, update=True, kind="invitation_update", changes=changes
+    )
     outbox.outbox_write(
         [
             outbox.outbox_row(
-                message=emails.invitation(meeting=meeting, email=inv.email, link_url=None, update=True),
+                message=emails.invitation(
+                    meeting=meeting, email=inv.email, link_url=None, update=True, changes=changes
+                ),
                 kind="invitation_update",
                 to_email=inv.email,
                 meeting=meeting,
@@ -136,6 +148,16 @@ def notify_invitees_of_change(*, meeting: Meeting, now: datetime) -> None:
             if inv.pk in spent
         ]
     )
+
+
+def sequence_raise(meeting: Meeting) -> None:
+    """The calendar SEQUENCE for a message to some invitees only (resend, revoke).
+
+    Per meeting, not per invitation: RFC 5546 has one SEQUENCE per event, and every
+    invitee's copy then only ever sees it rise. Call holding the meeting's row lock.
+    """
+    Meeting.objects.filter(pk=meeting.pk).update(sequence=F("sequence") + 1)
+    meeting.refresh_from_db(fields=["sequence"])
 
 
 def notify_invitees_of_cancellation(*, meeting: Meeting, invitations: list[Invitation], reason: str) -> None:
@@ -177,6 +199,7 @@ def invitation_resend(*, invitation: Invitation, actor: User, host_has_second_fa
         ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REPLACED)
         Invitation.objects.filter(pk=invitation.pk).update(revoked_at=None)
         invitation.revoked_at = None
+        sequence_raise(meeting)
         _send_links(meeting=meeting, invitations=[invitation], now=now, update=False, kind="invitation")
         audit_record(action="invitation_resent", actor=actor, meeting=meeting, subject=invitation.email)
     return invitation
@@ -193,6 +216,7 @@ def invitation_revoke(*, invitation: Invitation, actor: User, host_has_second_fa
         JoinLink.objects.filter(
             invitation=invitation, redeemed_at__isnull=True, revoked_at__isnull=True
         ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REVOKED)
+        sequence_raise(invitation.meeting)
         notify_invitees_of_cancellation(
             meeting=invitation.meeting,
             invitations=[invitation],

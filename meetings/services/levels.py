@@ -30,6 +30,7 @@ LEVEL_CHANGEABLE = (
     "allowed_invitee_domains",
     "min_passcode_bits",
     "retention_days",
+    "link_in_calendar",
 )
 
 
@@ -100,7 +101,8 @@ def _enforce(*, meeting: Meeting, level: ClassificationLevel, actor: User, now: 
         meeting.sequence += 1
     meeting.save()
     if invitees_affected:
-        invitations.notify_invitees_of_change(meeting=meeting, now=now)
+        changed = {c.field: {"old": c.old, "new": c.new} for c in changes_made}
+        invitations.notify_invitees_of_change(meeting=meeting, now=now, changes=changed)
     # A recording media room stops recording once the level forbids it.
     media.media_sync_on_commit(meeting.pk)
     message = emails.level_tightened(
@@ -122,6 +124,7 @@ def _revoke_by_policy(*, meeting: Meeting, actor: User, emails_to_revoke: list[s
     JoinLink.objects.filter(invitation__in=revoked, redeemed_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=now, revoked_reason=JoinLink.Revoked.REVOKED
     )
+    invitations.sequence_raise(meeting)
     invitations.notify_invitees_of_cancellation(
         meeting=meeting,
         invitations=revoked,
