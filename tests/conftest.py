@@ -79,17 +79,56 @@ def alice_web(alice) -> Client:
 
 
 @pytest.fixture
-def alice_web_verified(alice) -> Client:
-    """Alice signed in with a second factor (a real TOTP device, marked as passed)."""
+def verified_client():
+    """verified_client(user): a browser session of `user` that passed a second factor
+    (a real TOTP device, marked as passed in the session as django-otp does)."""
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    device = TOTPDevice.objects.create(user=alice, name="phone", confirmed=True)
-    client = Client()
-    client.force_login(alice)
-    session = client.session
-    session["otp_device_id"] = device.persistent_id
-    session.save()
-    return client
+    def make(user) -> Client:
+        device = TOTPDevice.objects.filter(user=user).first() or TOTPDevice.objects.create(
+            user=user, name="phone", confirmed=True
+        )
+        client = Client()
+        client.force_login(user)
+        session = client.session
+        session["otp_device_id"] = device.persistent_id
+        session.save()
+        return client
+
+    return make
+
+
+@pytest.fixture
+def alice_web_verified(alice, verified_client) -> Client:
+    """Alice signed in with a second factor."""
+    return verified_client(alice)
+
+
+@pytest.fixture
+def meeting_factory(alice):
+    """meeting_factory(**overrides): a meeting booked through the service (Alice hosts,
+    OFFICIAL, tomorrow, 60 minutes, unless overridden). Returns services.booking.Booked."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from meetings.models import ClassificationLevel
+    from meetings.services import booking
+
+    def make(**overrides):
+        level = overrides.pop("classification", "official")
+        values = {
+            "host": alice,
+            "title": "Weekly sync",
+            "starts_at": timezone.now() + timedelta(days=1),
+            "duration_minutes": 60,
+            "classification": ClassificationLevel.objects.get(code=level),
+            "host_has_second_factor": True,
+            **overrides,
+        }
+        return booking.meeting_book(**values)
+
+    return make
 
 
 @pytest.fixture(autouse=True)
@@ -161,6 +200,19 @@ def celery_worker_process(django_db_setup, django_db_blocker, smtp_server):
 
 
 @pytest.fixture
+def tasks_in_process():
+    """Tasks run in this process when queued, whatever REDIS_URL says: for tests of what a
+    task does (a mail's content, the media room's state), not of how it gets to a worker
+    (tasks_run covers that)."""
+    from scheduler.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture
 def tasks_run(celery_worker_process, mailbox):
     """Tasks run for real: in a worker process with Redis, in-process without. Use with
     @pytest.mark.django_db(transaction=True) so that the worker sees committed rows."""
@@ -216,8 +268,9 @@ def janus_server():
 
 
 @pytest.fixture
-def janus(janus_server, settings):
-    """The app pointed at the real Janus for this test."""
+def janus(janus_server, settings, tasks_in_process):
+    """The app pointed at the real Janus for this test; media room syncs (a task) run in
+    this process, so that they see this test's settings."""
     settings.JANUS_URL = janus_server.url
     settings.JANUS_ADMIN_KEY = janus_server.admin_key
     settings.ANTECHAMBER_JANUS_BROWSER_URL = janus_server.url

@@ -139,16 +139,8 @@ def test_the_orm_refuses_to_change_or_delete_audit_rows(five_events):
     assert verify_chain().intact
 
 
-def test_staff_read_filter_and_export_the_log_in_the_admin(carol, five_events):
-    from django.test import Client
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    device = TOTPDevice.objects.create(user=carol, name="default", confirmed=True)
-    client = Client()
-    client.force_login(carol)
-    session = client.session
-    session["otp_device_id"] = device.persistent_id
-    session.save()
+def test_staff_read_filter_and_export_the_log_in_the_admin(carol, five_events, verified_client):
+    client = verified_client(carol)
 
     listing = client.get("/admin/meetings/auditevent/?action=meeting_booked")
     assert listing.status_code == 200

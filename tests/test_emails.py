@@ -24,7 +24,7 @@ LINK_RE = re.compile(r"https?://[^\s\"'<>]+/j/[A-Za-z0-9_-]{43}/")
 
 
 @pytest.fixture
-def run_tasks(django_capture_on_commit_callbacks):
+def run_tasks(django_capture_on_commit_callbacks, tasks_in_process):
     """Tasks run in-process on commit, as without REDIS_URL; mail lands in mail.outbox."""
 
     def run(call):

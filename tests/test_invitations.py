@@ -273,8 +273,9 @@ def test_invitee_list_uses_the_same_queries_for_10_and_1000_rows(alice_api, djan
 
 
 @pytest.mark.django_db
-def test_secret_links_need_the_invited_account_with_a_second_factor(alice_api, django_user_model, bob):
-    from django_otp.plugins.otp_totp.models import TOTPDevice
+def test_secret_links_need_the_invited_account_with_a_second_factor(
+    alice_api, django_user_model, bob, verified_client
+):
 
     booked, token = _invite_and_get_token(alice_api, classification="secret")
     # The link alone lets nobody in, and spends nothing.
@@ -291,12 +292,7 @@ def test_secret_links_need_the_invited_account_with_a_second_factor(alice_api, d
     assert response.status_code == 403 and "second factor" in response.content.decode()
     assert JoinLink.objects.get().redeemed_at is None
 
-    device = TOTPDevice.objects.create(user=ann, name="phone", confirmed=True)
-    verified = Client()
-    verified.force_login(ann)
-    session = verified.session
-    session["otp_device_id"] = device.persistent_id
-    session.save()
+    verified = verified_client(ann)
     assert verified.post(f"/j/{token}/").status_code == 302
     assert JoinLink.objects.get().redeemed_at is not None
 
