@@ -14,14 +14,20 @@ PORT ?= 8000
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
+# .pyc files written at install, as pip did: each Django process then starts in about 1 s
+# instead of 4 (and PYTHONDONTWRITEBYTECODE=1 machines never write them later).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: run test lint lock lock-check format install clean worker beat screenshots bench scaleout
 
+# The venv without pip (faster); the machine's pip installs uv into it, or, where python3
+# has no pip, the venv's own from ensurepip.
+UV_PIP_INSTALL := install --quiet --no-deps --only-binary :all: --require-hashes -r $(VENV)/uv-requirement.txt
 $(UV):
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null
+	test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
 	$(BIN)/python tools/uv_requirement.py uv.lock > $(VENV)/uv-requirement.txt
-	$(BIN)/python -m pip install --quiet --no-deps --only-binary :all: --require-hashes -r $(VENV)/uv-requirement.txt
+	$(PYTHON) -m pip --python $(BIN)/python $(UV_PIP_INSTALL) 2>/dev/null \
+		|| { $(BIN)/python -m ensurepip --default-pip >/dev/null && $(BIN)/python -m pip $(UV_PIP_INSTALL); }
 
 # --locked: installs exactly uv.lock, and fails (run `make lock`) if pyproject.toml has
 # changed since the lock was made. Re-runs only when either file changes.
