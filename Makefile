@@ -16,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 # .pyc files written at install, as pip did: each Django process then starts in about 1 s
 # instead of 4 (and PYTHONDONTWRITEBYTECODE=1 machines never write them later).
-export UV_COMPILE_BYTECODE := 1
+export UV_COMPILE_BYTECODE ?= 1
 
 .PHONY: run test lint lock lock-check format install clean worker beat screenshots bench scaleout
 
