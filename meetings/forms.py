@@ -10,6 +10,7 @@ from django.core.validators import validate_email
 
 from meetings import policy, selectors
 from meetings.models import ClassificationLevel
+from meetings.validators import skipped_local_time, validate_no_control_characters
 
 COMMON_ZONES = [
     "UTC",
@@ -36,7 +37,7 @@ class BookingForm(forms.Form):
     classification = LevelChoiceField(
         queryset=ClassificationLevel.objects.none(), to_field_name="code", empty_label=None
     )
-    title = forms.CharField(max_length=200)
+    title = forms.CharField(max_length=200, validators=[validate_no_control_characters])
     starts_at = forms.DateTimeField(
         label="Starts", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
     )
@@ -95,8 +96,13 @@ class BookingForm(forms.Form):
         cleaned = super().clean() or {}
         starts_at, tz_name = cleaned.get("starts_at"), cleaned.get("timezone")
         if isinstance(starts_at, datetime) and tz_name:
-            # The browser sends wall-clock time; read it in the zone the host chose.
-            cleaned["starts_at"] = starts_at.replace(tzinfo=zoneinfo.ZoneInfo(tz_name))
+            # The browser sends wall-clock time; read it in the zone the host chose. A time
+            # the clocks skip there would be read an hour out: refused, naming the gap.
+            skipped = skipped_local_time(starts_at.replace(tzinfo=None), tz_name)
+            if skipped is not None:
+                self.add_error("starts_at", skipped.message)
+            else:
+                cleaned["starts_at"] = starts_at.replace(tzinfo=zoneinfo.ZoneInfo(tz_name))
         return cleaned
 
 
@@ -114,7 +120,9 @@ class JoinForm(forms.Form):
         max_length=64,
         widget=forms.PasswordInput(attrs={"autocomplete": "off", "spellcheck": "false"}, render_value=False),
     )
-    display_name = forms.CharField(label="Your name, as the host will see it", max_length=80)
+    display_name = forms.CharField(
+        label="Your name, as the host will see it", max_length=80, validators=[validate_no_control_characters]
+    )
 
     def clean_meeting_id(self) -> str:
         from meetings.credentials import normalize_meeting_id

@@ -264,6 +264,12 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # DRF's three, with JSON nested too deeply for the decoder a 400 rather than a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "meetings.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "meetings.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
