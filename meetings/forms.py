@@ -1,7 +1,7 @@
 """Web forms. They parse; the services decide (the same services the API calls)."""
 
 import zoneinfo
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -102,7 +102,11 @@ class BookingForm(forms.Form):
             if skipped is not None:
                 self.add_error("starts_at", skipped.message)
             else:
-                cleaned["starts_at"] = starts_at.replace(tzinfo=zoneinfo.ZoneInfo(tz_name))
+                # In UTC from here on: the service adds the duration to it, and aware
+                # arithmetic in a zone is wall-clock arithmetic (a meeting across the change
+                # would end an hour out).
+                local = starts_at.replace(tzinfo=zoneinfo.ZoneInfo(tz_name))
+                cleaned["starts_at"] = local.astimezone(UTC)
         return cleaned
 
 

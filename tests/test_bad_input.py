@@ -184,3 +184,16 @@ def test_api_update_refuses_a_gap_time_in_the_meeting_s_own_zone(alice_api):
     assert response.status_code == 400
     assert "from 01:00 to 02:00" in response.json()["starts_at"][0]
     assert Meeting.objects.get().starts_at.date().isoformat() == DAY_AFTER
+
+
+def test_web_booking_across_the_clock_change_lasts_its_duration(alice_web_verified):
+    data = {
+        **form_data("official"),
+        "starts_at": f"{GAP_DAY}T00:30",
+        "timezone": "Europe/London",
+        "duration_minutes": "120",
+    }
+    assert alice_web_verified.post("/meetings/new/", data).status_code == 200
+    meeting = Meeting.objects.get()
+    assert meeting.ends_at - meeting.starts_at == timedelta(minutes=120)
+    assert meeting.ends_at.strftime("%H:%M") == "02:30"  # UTC: 03:30 in London, after the change
