@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so that it sees the lockout flag the authentication backend set.
     "axes.middleware.AxesMiddleware",
+    # Innermost, so its process_exception runs first: Redis down is a 503, not a 500.
+    "meetings.middleware.CacheUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "scheduler.urls"
