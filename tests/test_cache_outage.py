@@ -4,6 +4,8 @@ django-axes keeps its failure counters in the cache when there is Redis; without
 cannot tell a locked-out guesser from anyone else, so no password is checked at all.
 """
 
+import json
+
 import pytest
 from axes.handlers.proxy import AxesProxyHandler
 from django.test import Client, override_settings
@@ -66,3 +68,17 @@ def test_the_api_answers_json_503_where_it_needs_the_cache(alice_api, cache_down
     assert joined["Content-Type"] == "application/json"
     assert "detail" in joined.json()
     assert (*row_counts(), LobbyEntry.objects.count()) == before
+
+
+def test_any_api_view_failing_on_redis_answers_json_503(rf):
+    """No API view needs the cache besides passcode joins today; the next one gets JSON too."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from meetings.middleware import CacheUnavailableMiddleware
+
+    middleware = CacheUnavailableMiddleware(lambda request: None)
+    request = rf.get("/api/v1/meetings/")
+    response = middleware.process_exception(request, RedisConnectionError("Connection refused"))
+    assert response.status_code == 503 and response["Retry-After"]
+    assert "temporarily unavailable" in json.loads(response.content)["detail"]
+    assert middleware.process_exception(request, ValueError("a bug, not an outage")) is None
