@@ -150,7 +150,7 @@ class MeetingDetailApi(APIView):
     @extend_schema(request=MeetingUpdateInput, responses=responses(MeetingOutput, 400, 403, 404, 409))
     def patch(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
-        serializer = MeetingUpdateInput(data=request.data)
+        serializer = MeetingUpdateInput(data=request.data, context={"meeting": meeting})
         serializer.is_valid(raise_exception=True)
         updated = booking.meeting_update(
             meeting=meeting,

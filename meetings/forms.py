@@ -1,7 +1,7 @@
 """Web forms. They parse; the services decide (the same services the API calls)."""
 
 import zoneinfo
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -10,6 +10,7 @@ from django.core.validators import validate_email
 
 from meetings import policy, selectors
 from meetings.models import ClassificationLevel
+from meetings.validators import skipped_local_time, validate_no_control_characters
 
 COMMON_ZONES = [
     "UTC",
@@ -36,7 +37,7 @@ class BookingForm(forms.Form):
     classification = LevelChoiceField(
         queryset=ClassificationLevel.objects.none(), to_field_name="code", empty_label=None
     )
-    title = forms.CharField(max_length=200)
+    title = forms.CharField(max_length=200, validators=[validate_no_control_characters])
     starts_at = forms.DateTimeField(
         label="Starts", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
     )
@@ -97,8 +98,17 @@ class BookingForm(forms.Form):
         cleaned = super().clean() or {}
         starts_at, tz_name = cleaned.get("starts_at"), cleaned.get("timezone")
         if isinstance(starts_at, datetime) and tz_name:
-            # The browser sends wall-clock time; read it in the zone the host chose.
-            cleaned["starts_at"] = starts_at.replace(tzinfo=zoneinfo.ZoneInfo(tz_name))
+            # The browser sends wall-clock time; read it in the zone the host chose. A time
+            # the clocks skip there would be read an hour out: refused, naming the gap.
+            skipped = skipped_local_time(starts_at.replace(tzinfo=None), tz_name)
+            if skipped is not None:
+                self.add_error("starts_at", skipped.message)
+            else:
+                # In UTC from here on: the service adds the duration to it, and aware
+                # arithmetic in a zone is wall-clock arithmetic (a meeting across the change
+                # would end an hour out).
+                local = starts_at.replace(tzinfo=zoneinfo.ZoneInfo(tz_name))
+                cleaned["starts_at"] = local.astimezone(UTC)
         return cleaned
 
 
@@ -116,7 +126,9 @@ class JoinForm(forms.Form):
         max_length=64,
         widget=forms.PasswordInput(attrs={"autocomplete": "off", "spellcheck": "false"}, render_value=False),
     )
-    display_name = forms.CharField(label="Your name, as the host will see it", max_length=80)
+    display_name = forms.CharField(
+        label="Your name, as the host will see it", max_length=80, validators=[validate_no_control_characters]
+    )
 
     def clean_meeting_id(self) -> str:
         from meetings.credentials import normalize_meeting_id

@@ -1,8 +1,12 @@
 """Logs that never hold a secret, and structured request logs.
 
-ScrubSecrets is attached to every root handler (settings.LOGGING). It rewrites the
-record in place, before any formatter sees it, so a later handler on the same record
-(a test's capture, an error mailer) also gets the scrubbed copy.
+ScrubSecrets is attached to every handler: those in settings.LOGGING (whose loggers,
+Django's `django` and runserver's `django.server` included, all write through the root's),
+any handler configured before them (scrub_every_handler, run by LOGGING_CONFIG), gunicorn's
+error and access logs (scheduler/gunicorn_logging.py, named by gunicorn.conf.py) and
+Celery's (scheduler/celery.py). It rewrites the record in place, before any formatter sees
+it, so a later handler on the same record (a test's capture, an error mailer) also gets
+the scrubbed copy.
 
 SECURITY: this is the second line of defence. The first is not logging secrets at all:
 passcodes and keys are never passed to a logger, and only their hashes are stored.
@@ -13,6 +17,7 @@ one-time join tokens), headers, form and JSON bodies in error reports.
 from __future__ import annotations
 
 import logging
+import logging.config
 import re
 from typing import Any
 
@@ -101,6 +106,30 @@ class ScrubSecrets(logging.Filter):
                 record.msg = f"{record.msg}\n{scrub_text(traceback)}"
         if record.stack_info:
             record.stack_info = scrub_text(record.stack_info)
+
+
+def scrub_every_handler() -> None:
+    """Attach ScrubSecrets to every handler of every logger that exists now.
+
+    Call it after anything configures logging: Django (configure_logging below), gunicorn
+    and Celery each set up handlers of their own.
+    """
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers += [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(f, ScrubSecrets) for f in handler.filters):
+                handler.addFilter(ScrubSecrets())
+
+
+def configure_logging(config: dict[str, Any]) -> None:
+    """settings.LOGGING_CONFIG: Django's dictConfig, then the scrubber on every handler.
+
+    SECURITY: Django configures its DEFAULT_LOGGING first; settings.LOGGING replaces the
+    handlers of the loggers it names, and this catches any handler it does not name.
+    """
+    logging.config.dictConfig(config)
+    scrub_every_handler()
 
 
 _SHARED_PROCESSORS: list[Any] = [

@@ -12,6 +12,7 @@ from meetings import policy
 from meetings.credentials import normalize_meeting_id
 from meetings.models import ClassificationLevel, LobbyEntry, Meeting
 from meetings.services.levels import LEVEL_CHANGEABLE
+from meetings.validators import skipped_local_time, validate_no_control_characters
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -58,6 +59,32 @@ class AwareDateTimeField(serializers.DateTimeField):
         return super().to_internal_value(value)
 
 
+def skipped_time_message(raw_starts_at: Any, tz_name: str | None) -> str | None:
+    """Why starts_at, as the client wrote it, is a local time of tz_name that the clocks skip.
+
+    With an offset, starts_at names an instant, and every instant exists. But when the
+    written offset is one tz_name itself uses on either side of a clock change, and the
+    written date and time fall in the gap between, the client wrote a local time of that
+    zone that never happens (a local time formatted with the offset from the wrong side of
+    the change): refused, naming the gap. The same digits with another offset (UTC for a
+    Paris meeting, +05:00 for a London one) are an instant elsewhere, and taken as written.
+    (For London, +00:00 is both UTC and its winter time: 01:30+00:00 on the night the clocks
+    go forward is refused, and 02:30+01:00, the same instant, is taken.)
+    """
+    if not isinstance(raw_starts_at, str) or not tz_name:
+        return None
+    try:
+        written = parse_datetime(raw_starts_at)
+    except ValueError:
+        return None
+    if written is None or written.tzinfo is None:
+        return None
+    skipped = skipped_local_time(written, tz_name)
+    if skipped is None or written.utcoffset() not in (skipped.offset_before, skipped.offset_after):
+        return None
+    return skipped.message
+
+
 class LevelCodeField(serializers.SlugRelatedField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(slug_field="code", queryset=ClassificationLevel.objects.all(), **kwargs)
@@ -71,7 +98,7 @@ class LevelCodeField(serializers.SlugRelatedField):
 
 
 class MeetingBookInput(StrictSerializer):
-    title = serializers.CharField(max_length=200)
+    title = serializers.CharField(max_length=200, validators=[validate_no_control_characters])
     starts_at = AwareDateTimeField()
     duration_minutes = serializers.IntegerField(min_value=1, max_value=policy.MAX_DURATION_MINUTES)
     timezone = serializers.CharField(max_length=64, required=False, default="UTC")
@@ -83,9 +110,17 @@ class MeetingBookInput(StrictSerializer):
         child=serializers.EmailField(), required=False, default=list, max_length=5000
     )
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        message = skipped_time_message(self.initial_data.get("starts_at"), attrs.get("timezone"))
+        if message:
+            raise serializers.ValidationError({"starts_at": [message]})
+        return attrs
+
 
 class MeetingUpdateInput(StrictSerializer):
-    title = serializers.CharField(max_length=200, required=False)
+    """context["meeting"], when given, is the meeting changed: its zone, if the change keeps it."""
+
+    title = serializers.CharField(max_length=200, required=False, validators=[validate_no_control_characters])
     starts_at = AwareDateTimeField(required=False)
     duration_minutes = serializers.IntegerField(
         min_value=1, max_value=policy.MAX_DURATION_MINUTES, required=False
@@ -95,6 +130,14 @@ class MeetingUpdateInput(StrictSerializer):
     cloud_recording = StrictBooleanField(required=False)
     dial_in = StrictBooleanField(required=False)
     waiting_room = StrictBooleanField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        meeting = self.context.get("meeting")
+        tz_name = attrs.get("timezone") or (meeting.timezone if meeting is not None else None)
+        message = skipped_time_message(self.initial_data.get("starts_at"), tz_name)
+        if message:
+            raise serializers.ValidationError({"starts_at": [message]})
+        return attrs
 
 
 class MeetingOutput(serializers.ModelSerializer):
@@ -160,7 +203,7 @@ class LevelOutput(serializers.ModelSerializer):
 
 
 class LevelUpdateInput(StrictSerializer):
-    name = serializers.CharField(max_length=80, required=False)
+    name = serializers.CharField(max_length=80, required=False, validators=[validate_no_control_characters])
     rank = serializers.IntegerField(required=False, min_value=-1000, max_value=1000)
     bookable = StrictBooleanField(required=False)
     allow_cloud_recording = StrictBooleanField(required=False)
@@ -235,7 +278,9 @@ class JoinInput(StrictSerializer):
     meeting_id = serializers.CharField(max_length=40, trim_whitespace=True)
     # SECURITY: bounded, so nobody can make argon2 hash a megabyte; never echoed back.
     passcode = serializers.CharField(max_length=64, trim_whitespace=True, write_only=True)
-    display_name = serializers.CharField(max_length=80, trim_whitespace=True)
+    display_name = serializers.CharField(
+        max_length=80, trim_whitespace=True, validators=[validate_no_control_characters]
+    )
 
     def validate_meeting_id(self, value: str) -> str:
         # The format says nothing about whether a meeting exists, so a clear 400 is safe.

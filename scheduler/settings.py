@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so that it sees the lockout flag the authentication backend set.
     "axes.middleware.AxesMiddleware",
+    # Innermost, so its process_exception runs first: Redis down is a 503, not a 500.
+    "meetings.middleware.CacheUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "scheduler.urls"
@@ -264,6 +266,12 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # DRF's three, with JSON nested too deeply for the decoder a 400 rather than a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "meetings.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "meetings.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -372,6 +380,9 @@ if ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS < 1:
 LOG_FORMAT = env.str("ANTECHAMBER_LOG_FORMAT", default="console")
 if LOG_FORMAT not in {"console", "json"}:
     raise ImproperlyConfigured(f"ANTECHAMBER_LOG_FORMAT must be console or json, got {LOG_FORMAT!r}")
+LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
+# Django's dictConfig, then ScrubSecrets on any handler LOGGING does not name.
+LOGGING_CONFIG = "meetings.logging.configure_logging"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -382,7 +393,15 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "filters": ["scrub_secrets"], "formatter": "structured"}
     },
-    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # SECURITY: Django's DEFAULT_LOGGING gives these loggers handlers of their own that
+    # the scrubber is not on: runserver's request lines ("GET /j/<token>/ ...") and, with
+    # DEBUG, django.request's "Gone: /j/<token>/". Naming them here drops those handlers;
+    # their records go to the root's. (Its mail_admins handler goes too: ADMINS is unset.)
+    "loggers": {
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.server": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+    },
 }
 
 # Passcode joins: per meeting, after this many failures within the window every further

@@ -1,8 +1,12 @@
 """Logs never hold a secret: join tokens, passcodes, API keys, session cookies."""
 
 import logging
+import os
 import re
 import secrets
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from django.test import Client
@@ -10,6 +14,7 @@ from django.test import Client
 from meetings.audit import verify_chain
 from meetings.logging import SCRUBBED, ScrubSecrets, scrub_text
 from meetings.models import Meeting
+from tests.real_services import ROOT
 from tests.test_views import form_data
 
 pytestmark = pytest.mark.django_db
@@ -181,3 +186,98 @@ def test_the_invitation_and_join_flow_logs_no_token_passcode_or_key(alice, caplo
 def test_join_tokens_are_scrubbed_plain_and_url_encoded(line):
     token = secrets.token_urlsafe(32)
     assert token not in scrub_text(line.format(t=token))
+
+
+def _run_python(script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter, so the test process's own logging (pytest's capture) plays no part."""
+    environment = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
+    environment.update(DJANGO_SETTINGS_MODULE="scheduler.settings_test", **env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("debug", ["0", "1"])
+def test_every_handler_django_configures_scrubs(debug):
+    """Django's DEFAULT_LOGGING handlers (runserver's django.server, django's console) included."""
+    done = _run_python(
+        """
+        import logging
+        import django
+        from meetings.logging import ScrubSecrets
+
+        django.setup()
+        loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+        for logger in loggers:
+            for handler in getattr(logger, "handlers", []):
+                if isinstance(handler, logging.NullHandler):  # libraries' "no output" default
+                    continue
+                if not any(isinstance(f, ScrubSecrets) for f in handler.filters):
+                    print("UNSCRUBBED", logger.name, handler)
+        logging.getLogger("django.server").info('"GET /j/%s/ HTTP/1.1" 200 10', "T" * 43)
+        logging.getLogger("django.request").warning("Gone: /j/%s/", "T" * 43)
+        """,
+        DJANGO_DEBUG=debug,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "UNSCRUBBED" not in done.stdout, done.stdout
+    assert "T" * 43 not in done.stdout + done.stderr
+    assert done.stderr.count(f"/j/{SCRUBBED}/") == 2, done.stderr
+
+
+def test_a_celery_worker_s_logging_scrubs():
+    """A worker replaces the root handlers with its own and redirects print(); both scrub."""
+    token = secrets.token_urlsafe(32)
+    done = _run_python(
+        f"""
+        import logging
+        import django
+
+        django.setup()
+        from scheduler.celery import app
+
+        app.log.setup(loglevel="INFO", redirect_stdouts=True)  # what `celery worker` does
+        for name in ("celery.task", "celery.worker", "celery.redirected", "meetings.tasks"):
+            logging.getLogger(name).warning("%s GET /j/%s/", name, "{token}")
+        print("printed GET /j/{token}/")
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert token not in output, output
+    for name in ("celery.task", "celery.worker", "celery.redirected", "meetings.tasks", "printed"):
+        assert f"{name} GET /j/{SCRUBBED}/" in output, output
+
+
+def test_gunicorn_s_access_and_error_logs_scrub(capsys):
+    """gunicorn logs before (and apart from) Django: its own logger class scrubs both logs."""
+    import runpy
+
+    from gunicorn.config import Config
+
+    from scheduler.gunicorn_logging import ScrubbingLogger
+
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["logger_class"] == (
+        "scheduler.gunicorn_logging.ScrubbingLogger"
+    )
+    config = Config()
+    config.set("accesslog", "-")
+    config.set("errorlog", "-")
+    gunicorn_logger = ScrubbingLogger(config)
+    token = secrets.token_urlsafe(32)
+    try:
+        gunicorn_logger.access_log.info('"GET /j/%s/ HTTP/1.1" 410 "%s"', token, f"http://x/j/{token}/")
+        gunicorn_logger.error("Error handling request /j/%s/", token)
+    finally:
+        for log in (gunicorn_logger.error_log, gunicorn_logger.access_log):
+            log.handlers.clear()
+            log.filters.clear()
+    output = capsys.readouterr()
+    assert token not in output.out + output.err
+    assert f'"GET /j/{SCRUBBED}/ HTTP/1.1" 410' in output.out
+    assert f"Error handling request /j/{SCRUBBED}/" in output.err
