@@ -5,7 +5,7 @@ import logging
 
 from celery import shared_task
 
-from meetings import selectors
+from meetings import audit, selectors
 from meetings.services import delivery, media, retention
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,13 @@ def outbox_flush() -> int:
     for message_id in due:
         outbox_send.delay(message_id)
     return len(due)
+
+
+@shared_task(ignore_result=True)
+def audit_seal() -> int:
+    """Periodic (celery beat, every few seconds): chain the audit rows appended since the
+    last seal. One sealer at a time: a run that finds another at work returns at once."""
+    return audit.audit_seal().sealed
 
 
 @shared_task(ignore_result=True)

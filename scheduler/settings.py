@@ -249,6 +249,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=env.int("ANTECHAMBER_OUTBOX_FLUSH_SECONDS", default=30)),
     },
     "retention-purge": {"task": "meetings.tasks.retention_purge", "schedule": timedelta(hours=24)},
+    # Chains the audit rows appended since the last seal (meetings.audit). A run that
+    # waited in the queue too long is dropped: the next one seals the same rows.
+    "audit-seal": {
+        "task": "meetings.tasks.audit_seal",
+        "schedule": timedelta(seconds=env.int("ANTECHAMBER_AUDIT_SEAL_SECONDS", default=2)),
+        "options": {"expires": 20},
+    },
     "media-rooms-sync": {
         "task": "meetings.tasks.media_rooms_sync_open",
         "schedule": timedelta(seconds=env.int("ANTECHAMBER_CONFERENCE_SYNC_SECONDS", default=60)),
@@ -364,6 +371,8 @@ if ANTECHAMBER_ARGON2_MEMORY_KIB < 19456 or ANTECHAMBER_ARGON2_TIME_COST < 2:
     )
 ANTECHAMBER_DIAL_IN_NUMBER = env.str("ANTECHAMBER_DIAL_IN_NUMBER", default="+44 20 7946 0000")
 ANTECHAMBER_REQUIRE_SERVICES = envbool("ANTECHAMBER_REQUIRE_SERVICES", False)
+# With tasks in-process there is no beat: each audited transaction seals on commit.
+ANTECHAMBER_AUDIT_SEAL_ON_COMMIT = envbool("ANTECHAMBER_AUDIT_SEAL_ON_COMMIT", not REDIS_URL)
 # The outbox: a message claimed this long ago by a worker that never finished is re-sent;
 # the periodic flush leaves messages younger than the grace to their own task.
 ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS = env.int("ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS", default=600)
