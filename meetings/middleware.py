@@ -9,13 +9,18 @@ field) still runs unchanged, so a cross-site post still fails.
 """
 
 import logging
+import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils.deprecation import MiddlewareMixin
+from django.views import defaults
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -87,3 +92,58 @@ class CacheUnavailableMiddleware:
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         response["Cache-Control"] = "no-store"
         return response
+
+
+# --- A down database is a 503 "try again later", never a 500 ------------------------
+
+DATABASE_ERRORS = (DatabaseOperationalError, DatabaseInterfaceError)
+
+
+def database_unavailable_response(request: HttpRequest, exception: BaseException) -> HttpResponse:
+    """503 with a JSON body under /api/, a page elsewhere.
+
+    The page is rendered without the request: its context processors would read the
+    session and the user, which live in the database that is down.
+    """
+    logger.error("database unavailable: %s %s answered 503 (%s)", request.method, request.path, exception)
+    response: HttpResponse
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": UNAVAILABLE, "code": "unavailable"}, status=503)
+    else:
+        response = HttpResponse(
+            render_to_string("service_unavailable.html", {"message": UNAVAILABLE}), status=503
+        )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """Answers 503 when a view fails because the database cannot be reached.
+
+    django.db.OperationalError and InterfaceError: the server is down or restarting, the
+    connection was lost, or (PostgreSQL) the statement was cancelled or chosen as a
+    deadlock victim; each means "try again", and nothing was committed by the failed
+    transaction. Errors raised before the view (a middleware loading the session) reach
+    `server_error` below instead, which answers the same.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DATABASE_ERRORS):
+            return None
+        return database_unavailable_response(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: Django calls it while the uncaught exception is being handled, so a
+    database error raised in a middleware (outside any view) is still a 503."""
+    exception = sys.exc_info()[1]
+    if isinstance(exception, DATABASE_ERRORS):
+        return database_unavailable_response(request, exception)
+    return defaults.server_error(request)

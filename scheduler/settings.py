@@ -83,7 +83,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so that it sees the lockout flag the authentication backend set.
     "axes.middleware.AxesMiddleware",
-    # Innermost, so its process_exception runs first: Redis down is a 503, not a 500.
+    # Innermost, so their process_exception runs first: Redis or the database down is a
+    # 503, not a 500 (meetings.middleware.server_error answers the same for middleware).
+    "meetings.middleware.DatabaseUnavailableMiddleware",
     "meetings.middleware.CacheUnavailableMiddleware",
 ]
 

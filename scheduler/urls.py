@@ -43,3 +43,4 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("", include("meetings.urls")),
 ]
+handler500 = "meetings.middleware.server_error"
