@@ -60,7 +60,7 @@ $(JANUS_FILES):
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq khal >/dev/null; \
 	else echo "Install khal (apt-get install khal) to run the calendar client tests; they are skipped without it."; fi
 
-test: $(STAMP) /usr/bin/chromium $(JANUS_FILES) /usr/bin/khal
+test: $(STAMP) /usr/bin/chromium $(JANUS_FILES) /usr/bin/khal /usr/sbin/nginx
 	mkdir -p var
 	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
@@ -89,9 +89,20 @@ worker: $(STAMP)
 beat: $(STAMP)
 	$(BIN)/celery -A scheduler beat --loglevel=INFO --schedule var/celerybeat-schedule
 
-# Two web servers (WEB1_PORT, WEB2_PORT), two workers and one beat (see Procfile);
-# needs DATABASE_URL (PostgreSQL) and REDIS_URL, from .env or the environment.
-scaleout: $(STAMP)
+# nginx (Debian's package), when root: in front of gunicorn in `make scaleout` and the benchmarks.
+/usr/sbin/nginx:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	else echo "Install nginx (apt-get install nginx) for make scaleout, make bench and the nginx tests."; fi
+
+# wrk, the load generator of the benchmarks (Debian's package), when root.
+/usr/bin/wrk:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	else echo "Install wrk (apt-get install wrk) to run the benchmarks."; fi
+
+# nginx (NGINX_PORT, default 8000) in front of two web servers (WEB1_PORT, WEB2_PORT), two
+# workers and one beat (see Procfile); needs DATABASE_URL (PostgreSQL) and REDIS_URL, from
+# .env or the environment.
+scaleout: $(STAMP) /usr/sbin/nginx
 	mkdir -p var
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python manage.py migrate --noinput
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python manage.py collectstatic --noinput --verbosity 0

@@ -17,7 +17,6 @@ from typing import Any
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.deprecation import MiddlewareMixin
 from django.views import defaults
@@ -59,6 +58,33 @@ class NullOriginMiddleware(MiddlewareMixin):
         return None
 
 
+# --- Behind our reverse proxy: the client's address, not the proxy's -----------------
+
+
+class TrustedProxyMiddleware:
+    """Sets REMOTE_ADDR from X-Real-IP when, and only when, the peer is a trusted proxy.
+
+    deploy/nginx-site.conf.template sets X-Real-IP to the client's address (after its own
+    real_ip step, when it sits behind a balancer) and overwrites whatever the client sent,
+    so the passcode limiter (meetings.authentication.client_address) and django-axes count
+    the client instead of nginx. Outermost, before anything reads the address.
+
+    SECURITY: a peer not in ANTECHAMBER_TRUSTED_PROXIES (default: none) is taken as the
+    client, whatever headers it sends.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from django.conf import settings
+
+        forwarded = request.META.get("HTTP_X_REAL_IP", "")
+        if forwarded and request.META.get("REMOTE_ADDR") in settings.ANTECHAMBER_TRUSTED_PROXIES:
+            request.META["REMOTE_ADDR"] = forwarded.strip()
+        return self.get_response(request)
+
+
 # --- A down cache is a 503 "try again later", never a 500 ---------------------------
 
 RETRY_AFTER_SECONDS = 30
@@ -81,31 +107,22 @@ class CacheUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, RedisConnectionError | RedisTimeoutError):
+        if not isinstance(exception, CACHE_ERRORS):
             return None
         logger.error("cache unavailable: %s %s answered 503 (%s)", request.method, request.path, exception)
-        response: HttpResponse
-        if request.path.startswith("/api/"):
-            response = JsonResponse({"detail": UNAVAILABLE, "code": "unavailable"}, status=503)
-        else:
-            response = render(request, "service_unavailable.html", {"message": UNAVAILABLE}, status=503)
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        response["Cache-Control"] = "no-store"
-        return response
+        return unavailable_response(request)
 
 
-# --- A down database is a 503 "try again later", never a 500 ------------------------
-
-DATABASE_ERRORS = (DatabaseOperationalError, DatabaseInterfaceError)
+CACHE_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 
-def database_unavailable_response(request: HttpRequest, exception: BaseException) -> HttpResponse:
+def unavailable_response(request: HttpRequest) -> HttpResponse:
     """503 with a JSON body under /api/, a page elsewhere.
 
     The page is rendered without the request: its context processors would read the
-    session and the user, which live in the database that is down.
+    session and the user, which live in the service that is down (the database, or the
+    cache with cached_db sessions).
     """
-    logger.error("database unavailable: %s %s answered 503 (%s)", request.method, request.path, exception)
     response: HttpResponse
     if request.path.startswith("/api/"):
         response = JsonResponse({"detail": UNAVAILABLE, "code": "unavailable"}, status=503)
@@ -116,6 +133,11 @@ def database_unavailable_response(request: HttpRequest, exception: BaseException
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response["Cache-Control"] = "no-store"
     return response
+
+
+# --- A down database is a 503 "try again later", never a 500 ------------------------
+
+DATABASE_ERRORS = (DatabaseOperationalError, DatabaseInterfaceError)
 
 
 class DatabaseUnavailableMiddleware:
@@ -137,13 +159,16 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, DATABASE_ERRORS):
             return None
-        return database_unavailable_response(request, exception)
+        logger.error("database unavailable: %s %s answered 503 (%s)", request.method, request.path, exception)
+        return unavailable_response(request)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: Django calls it while the uncaught exception is being handled, so a
-    database error raised in a middleware (outside any view) is still a 503."""
+    database or cache error raised in a middleware (outside any view: loading the
+    session, say) is still a 503."""
     exception = sys.exc_info()[1]
-    if isinstance(exception, DATABASE_ERRORS):
-        return database_unavailable_response(request, exception)
+    if isinstance(exception, DATABASE_ERRORS + CACHE_ERRORS):
+        logger.error("service unavailable: %s %s answered 503 (%s)", request.method, request.path, exception)
+        return unavailable_response(request)
     return defaults.server_error(request)

@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: behind nginx, REMOTE_ADDR becomes the client's (ANTECHAMBER_TRUSTED_PROXIES).
+    "meetings.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -129,6 +131,9 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
+    # A request that reads its session (every participant page after a redemption) gets
+    # it from Redis, and the database only when Redis has lost it; writes go to both.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -175,6 +180,8 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # two_factor's wizard prefixes the password step's fields with its step name.
 AXES_USERNAME_CALLABLE = "meetings.authentication.axes_username"
 AXES_SENSITIVE_PARAMETERS = ["password", "auth-password", "token-otp_token", "backup-otp_token"]
+# Peers whose X-Real-IP names the client (our nginx: 127.0.0.1 when on the same machine).
+ANTECHAMBER_TRUSTED_PROXIES = frozenset(env.list("ANTECHAMBER_TRUSTED_PROXIES", default=[]))
 # Behind a reverse proxy set ANTECHAMBER_PROXY_COUNT so the client address is the real one.
 AXES_IPWARE_PROXY_COUNT = env.int("ANTECHAMBER_PROXY_COUNT", default=0) or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
