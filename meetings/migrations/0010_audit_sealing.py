@@ -23,7 +23,7 @@ def seal_existing(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("meetings", "0008_mail_sequence")]
+    dependencies = [("meetings", "0009_outbox_sealed_link")]
 
     operations = [
         migrations.AddField(
