@@ -382,6 +382,10 @@ ANTECHAMBER_DIAL_IN_NUMBER = env.str("ANTECHAMBER_DIAL_IN_NUMBER", default="+44 
 ANTECHAMBER_REQUIRE_SERVICES = envbool("ANTECHAMBER_REQUIRE_SERVICES", False)
 # With tasks in-process there is no beat: each audited transaction seals on commit.
 ANTECHAMBER_AUDIT_SEAL_ON_COMMIT = envbool("ANTECHAMBER_AUDIT_SEAL_ON_COMMIT", not REDIS_URL)
+# Outbox rows per send task, all sent over one SMTP connection.
+ANTECHAMBER_OUTBOX_BATCH = env.int("ANTECHAMBER_OUTBOX_BATCH", default=100)
+if ANTECHAMBER_OUTBOX_BATCH < 1:
+    raise ImproperlyConfigured("ANTECHAMBER_OUTBOX_BATCH must be at least 1.")
 # The outbox: a message claimed this long ago by a worker that never finished is re-sent;
 # the periodic flush leaves messages younger than the grace to their own task.
 ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS = env.int("ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS", default=600)
