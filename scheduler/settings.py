@@ -133,7 +133,8 @@ if REDIS_URL:
     }
     # A request that reads its session (every participant page after a redemption) gets
     # it from Redis, and the database only when Redis has lost it; writes go to both.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    # meetings.sessions: Django's cached_db, reading the database when Redis is down.
+    SESSION_ENGINE = "meetings.sessions"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
