@@ -117,7 +117,7 @@ screenshots: $(STAMP) /usr/bin/chromium
 # private redis-server on a free port. Never part of `make test`: timings are not tests.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/antechamber_bench
 BENCH_SCRIPTS := booking join_uniformity redemption_storm passcode_flood fanout
-bench: $(STAMP)
+bench: $(STAMP) /usr/sbin/nginx /usr/bin/wrk
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } \
 		|| { echo "bench needs redis-server (apt-get install redis-server)"; exit 1; }

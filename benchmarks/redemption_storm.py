@@ -40,12 +40,12 @@ def main() -> None:
         from django.middleware.csrf import _get_new_csrf_string
         from django.utils import timezone
 
+        from meetings import sealing
         from meetings.audit import audit_seal, verify_chain
         from meetings.models import AuditEvent, ClassificationLevel, JoinLink, OutboundMessage
         from meetings.services import booking, invitations
 
         host = User.objects.create_user("bench-host", "host@example.org")
-        link_re = __import__("re").compile(r"/j/([A-Za-z0-9_-]+)/")
         token_sets = []
         for index, _config in enumerate(CONFIGURATIONS):
             with harness.timed(f"booking and inviting {INVITEES} (in the driver)"):
@@ -63,11 +63,14 @@ def main() -> None:
                     emails_to_invite=[f"person{index}-{i}@example.org" for i in range(INVITEES)],
                     host_has_second_factor=True,
                 )
-            # The raw tokens exist only in the mail: read them back from the outbox rows.
-            bodies = OutboundMessage.objects.filter(invitation__meeting=booked.meeting).values_list(
-                "body_text", flat=True
+            # The raw tokens exist only in the mail: open them from the sealed outbox rows.
+            rows = OutboundMessage.objects.filter(invitation__meeting=booked.meeting).values_list(
+                "sealed_link", "message_id"
             )
-            tokens = [link_re.search(body).group(1) for body in bodies]
+            tokens = [
+                sealing.unseal(sealed, row_id=message_id).rstrip("/").rsplit("/", 1)[-1]
+                for sealed, message_id in rows
+            ]
             assert len(set(tokens)) == INVITEES
             token_sets.append(tokens)
         audit_seal()
