@@ -6,6 +6,11 @@ exists or re-caches a session it had to read from the database. This store reads
 the database instead in those two places, so that with Redis down a page that only
 reads or starts a session still works, as it did with database sessions.
 
+A new session key is not looked up first (Django asks the cache and the database whether
+a fresh random key exists): a collision of 32 random characters is caught anyway by the
+database's primary key, which `create()` turns into another try. One database and one
+Redis round trip fewer for every session started (each redemption of a join link).
+
 SECURITY: deleting a session (sign-out, flush) still fails when the cache is down (a 503,
 meetings.middleware): the cache would otherwise keep a session the database no longer has,
 to be served again when Redis comes back.
@@ -17,7 +22,9 @@ import logging
 from typing import Any
 
 from django.contrib.sessions.backends import cached_db
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
+from django.utils.crypto import get_random_string
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +33,10 @@ class SessionStore(cached_db.SessionStore):
     @property
     def _session_cache_backend(self) -> Any:
         return self._cache  # type: ignore[attr-defined] # set by cached_db, not in the stubs
+
+    def _get_new_session_key(self) -> str:
+        # save(must_create=True) raises CreateError on a duplicate; create() then retries.
+        return get_random_string(32, VALID_KEY_CHARS)
 
     def exists(self, session_key: str | None) -> bool:
         if not session_key:

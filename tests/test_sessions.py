@@ -54,3 +54,28 @@ def test_with_redis_up_a_session_is_read_from_the_cache(settings, django_assert_
     started.save()
     with django_assert_num_queries(0):
         assert SessionStore(started.session_key).load() == {"invitation": 7}
+
+
+def test_starting_a_session_does_not_look_its_new_key_up_first(monkeypatch, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+    def looked_up(self, session_key):
+        raise AssertionError("a new random key was looked up")
+
+    monkeypatch.setattr(SessionStore, "exists", looked_up)
+    started = SessionStore()
+    started.create()
+    assert started.session_key and len(started.session_key) == 32
+    monkeypatch.undo()
+    assert SessionStore().exists(started.session_key)
+
+
+def test_a_colliding_key_is_caught_by_the_database_and_another_is_made(monkeypatch, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    first = SessionStore()
+    first.create()
+    keys = iter([first.session_key, "k" * 32])
+    monkeypatch.setattr(SessionStore, "_get_new_session_key", lambda self: next(keys))
+    second = SessionStore()
+    second.create()
+    assert second.session_key == "k" * 32
