@@ -269,12 +269,20 @@ def wrk_line(method: str, path: str, body: str = "", headers: dict[str, str] | N
 
 
 def wrk(
-    url: str, lines: list[str], *, connections: int, once: bool, seconds: float = 300, threads: int = 2
+    url: str,
+    lines: list[str],
+    *,
+    connections: int,
+    once: bool,
+    seconds: float = 300,
+    threads: int = 2,
+    pause_ms: int = 0,
 ) -> WrkResult:
     """Run wrk (a native load generator: two threads, event loops, no Python) against url.
 
     once: each line is sent exactly once and the run ends when all are answered (a thread
-    stops when its share is done); otherwise the lines cycle for `seconds`.
+    stops when its share is done); otherwise the lines cycle for `seconds`. pause_ms: each
+    connection waits that long before each request (a paced load instead of a flat-out one).
     """
     binary = shutil.which("wrk")
     if binary is None:
@@ -283,7 +291,16 @@ def wrk(
     requests_file = ROOT / "var" / f"wrk-requests-{os.getpid()}.txt"
     requests_file.write_text("\n".join(lines) + "\n")
     argv = [binary, "-t", str(threads), "-c", str(connections), "-d", f"{int(seconds)}s", "--timeout", "60s"]
-    argv += ["-s", str(WRK_SCRIPT), url, "--", str(requests_file), "once" if once else "cycle", str(threads)]
+    argv += [
+        "-s",
+        str(WRK_SCRIPT),
+        url,
+        "--",
+        str(requests_file),
+        "once" if once else "cycle",
+        str(threads),
+        str(pause_ms),
+    ]
     markers = [Path(f"{requests_file}.done.{n}") for n in range(1, threads + 1)]
     for marker in markers:
         marker.unlink(missing_ok=True)

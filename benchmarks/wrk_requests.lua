@@ -1,6 +1,7 @@
 -- wrk script for benchmarks/harness.py: requests read from a file, one per line,
 -- "METHOD<TAB>PATH<TAB>BODY<TAB>Header: value<TAB>Header: value ...".
--- Arguments (after --): the file, "once" or "cycle", and the number of wrk threads.
+-- Arguments (after --): the file, "once" or "cycle", the number of wrk threads, and
+-- optionally a pause in milliseconds before each request of a connection (pacing).
 -- once: each line is sent exactly once (thread n takes lines n, n+threads, ...), and a
 --       thread stops when its lines are answered; cycle: lines repeat until -d runs out.
 -- done() prints one JSON line: requests, duration, latency percentiles and status counts.
@@ -33,6 +34,7 @@ end
 function init(args)
   local path, mode, nthreads = args[1], args[2], tonumber(args[3])
   requests_path = path
+  pause_ms = tonumber(args[4] or "0")
   once = (mode == "once")
   reqs = {}
   local n = 0
@@ -65,7 +67,7 @@ function delay()
   if once and sent >= #reqs then
     return 60000
   end
-  return 0
+  return pause_ms
 end
 
 function request()

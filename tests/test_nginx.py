@@ -152,7 +152,10 @@ def test_the_app_counts_the_client_named_by_a_trusted_proxy_only(settings):
     assert _through("127.0.0.1", None, settings) == "127.0.0.1"
 
 
-@pytest.mark.parametrize(("redis_url", "engine"), [("redis://127.0.0.1:1/0", "meetings.sessions"), ("", "django.contrib.sessions.backends.db")])
+@pytest.mark.parametrize(
+    ("redis_url", "engine"),
+    [("redis://127.0.0.1:1/0", "meetings.sessions"), ("", "django.contrib.sessions.backends.db")],
+)
 def test_sessions_are_read_from_redis_when_there_is_redis(redis_url, engine):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "scheduler.settings_test", "REDIS_URL": redis_url}
     probe = subprocess.run(
