@@ -8,6 +8,7 @@ page's own form posts, which Django's CSRF origin check refuses. For views marke
 field) still runs unchanged, so a cross-site post still fails.
 """
 
+import ipaddress
 import logging
 import sys
 from collections.abc import Callable
@@ -79,9 +80,12 @@ class TrustedProxyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         from django.conf import settings
 
-        forwarded = request.META.get("HTTP_X_REAL_IP", "")
+        forwarded = request.META.get("HTTP_X_REAL_IP", "").strip()
         if forwarded and request.META.get("REMOTE_ADDR") in settings.ANTECHAMBER_TRUSTED_PROXIES:
-            request.META["REMOTE_ADDR"] = forwarded.strip()
+            try:
+                request.META["REMOTE_ADDR"] = str(ipaddress.ip_address(forwarded))
+            except ValueError:
+                logger.warning("trusted proxy sent an X-Real-IP that is not an address; ignored")
         return self.get_response(request)
 
 

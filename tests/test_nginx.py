@@ -150,6 +150,7 @@ def test_the_app_counts_the_client_named_by_a_trusted_proxy_only(settings):
     assert _through("127.0.0.1", "203.0.113.7", settings) == "203.0.113.7"
     assert _through("198.51.100.1", "203.0.113.7", settings) == "198.51.100.1"  # not our proxy
     assert _through("127.0.0.1", None, settings) == "127.0.0.1"
+    assert _through("127.0.0.1", "not-an-address", settings) == "127.0.0.1"
 
 
 @pytest.mark.parametrize(
