@@ -253,6 +253,12 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
+# audit_seal has a queue of its own, so that a backlog of mail (5,000 invitations are 50
+# batch tasks) cannot hold it past verify_audit's one-minute limit: every worker started
+# without -Q consumes both queues, taking from each in turn.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = {"celery": {}, "audit": {}}
+CELERY_TASK_ROUTES = {"meetings.tasks.audit_seal": {"queue": "audit"}}
 CELERY_BEAT_SCHEDULE = {
     "outbox-flush": {
         "task": "meetings.tasks.outbox_flush",

@@ -265,3 +265,30 @@ def test_rows_committed_out_of_id_order_are_all_chained():
     _assert_sealed_once_each(3)
     chain = list(AuditEvent.objects.order_by("seal_seq").values_list("id", flat=True))
     assert chain == [early[0].pk, early[1].pk, late[0]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_started_without_queues_runs_the_sealer_from_its_own_queue(tasks_run, settings):
+    """With Redis: a real worker process (no -Q) takes audit_seal from the `audit` queue."""
+    from meetings import tasks
+    from tests.real_services import wait_until
+
+    assert settings.CELERY_TASK_ROUTES["meetings.tasks.audit_seal"] == {"queue": "audit"}
+    _append(3)
+    backlog = None
+    if settings.REDIS_URL:
+        import redis
+
+        broker = redis.Redis.from_url(settings.REDIS_URL)
+        for _ in range(400):  # a backlog of mail tasks (for rows that do not exist: cheap)
+            tasks.outbox_send.delay(0)
+        backlog = broker.llen("celery")
+    tasks.audit_seal.delay()
+    wait_until(
+        lambda: not AuditEvent.objects.filter(seal_seq__isnull=True).exists(), timeout=60, what="the seal"
+    )
+    if backlog is not None:
+        # Sealed while most of the mail backlog still waits: it did not queue behind it.
+        assert broker.llen("celery") > backlog // 2, (backlog, broker.llen("celery"))
+        broker.delete("celery")
+    _assert_sealed_once_each(3)
