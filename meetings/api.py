@@ -14,7 +14,13 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from meetings import errors, selectors
-from meetings.authentication import client_address, has_second_factor, lobby_secret_bind, signed_in_user
+from meetings.authentication import (
+    client_address,
+    has_second_factor,
+    lobby_secret_bind,
+    session_key_for,
+    signed_in_user,
+)
 from meetings.middleware import JOIN_HEADERS
 from meetings.models import ClassificationLevel, Invitation, Meeting
 from meetings.serializers import (
@@ -307,6 +313,7 @@ class JoinApi(APIView):
             display_name=data["display_name"],
             user=user,
             client_address=client_address(request),
+            client_session=session_key_for(request),
         )
         lobby_secret_bind(request.session, entered.entry.pk, entered.secret)
         meeting = entered.entry.meeting

@@ -16,6 +16,7 @@ from meetings.authentication import (
     has_second_factor,
     lobby_secret_bind,
     lobby_secret_for,
+    session_key_for,
     signed_in_user,
 )
 from meetings.forms import JoinForm
@@ -152,6 +153,7 @@ def join(request: HttpRequest) -> HttpResponse:
                     display_name=data["display_name"],
                     user=user,
                     client_address=client_address(request),
+                    client_session=session_key_for(request),
                 )
             except errors.JoinDenied as denied:
                 if denied.code == "sign_in":
