@@ -43,3 +43,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("", include("meetings.urls")),
 ]
+
+# JSON for unmatched paths under /api/ (the API's documented 404), the usual page elsewhere.
+handler404 = "meetings.api.page_not_found"
