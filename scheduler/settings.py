@@ -371,6 +371,9 @@ ANTECHAMBER_REQUIRE_SERVICES = envbool("ANTECHAMBER_REQUIRE_SERVICES", False)
 ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS = env.int("ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS", default=600)
 ANTECHAMBER_OUTBOX_FLUSH_GRACE_SECONDS = env.int("ANTECHAMBER_OUTBOX_FLUSH_GRACE_SECONDS", default=30)
 # A failed send is retried after base, 2 x base, 4 x base ... seconds (at most an hour).
+# The key that seals one-time join links in outbox rows until they are sent (meetings/sealing.py).
+# Unset: derived from DJANGO_SECRET_KEY (with a label of its own). Never stored in the database.
+ANTECHAMBER_OUTBOX_KEY = env.str("ANTECHAMBER_OUTBOX_KEY", default="")
 ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS = env.int("ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS", default=30)
 if ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS < 1:
     raise ImproperlyConfigured("ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS must be at least 1.")
