@@ -70,6 +70,18 @@ def test_a_generated_client_books_invites_joins_and_admits(
     generated_client, live_server, alice, tasks_in_process
 ):
     from antechamber_client import AuthenticatedClient, Client
+
+    _token, key = tokens.api_token_create(user=alice, label="generated client")
+    host = AuthenticatedClient(base_url=live_server.url, token=key, raise_on_unexpected_status=True)
+    assert host.prefix == "Bearer"
+    anyone = Client(base_url=live_server.url, raise_on_unexpected_status=True)
+    # Closed at the end: a kept-alive connection holds a server thread, and with it a
+    # database connection that would keep PostgreSQL from dropping the test database.
+    with host, anyone:
+        _book_invite_join_admit(host, anyone)
+
+
+def _book_invite_join_admit(host, anyone):
     from antechamber_client.api.v1 import (
         v1_join_create,
         v1_meetings_create,
@@ -89,11 +101,6 @@ def test_a_generated_client_books_invites_joins_and_admits(
         MeetingWithPasscodeOutput,
         ValidationErrorOutput,
     )
-
-    _token, key = tokens.api_token_create(user=alice, label="generated client")
-    host = AuthenticatedClient(base_url=live_server.url, token=key, raise_on_unexpected_status=True)
-    assert host.prefix == "Bearer"
-    anyone = Client(base_url=live_server.url, raise_on_unexpected_status=True)
 
     # Book.
     booking = MeetingBookInputRequest.from_dict(
