@@ -413,6 +413,9 @@ LOGGING = {
 # attempt is refused (429) until the window passes; per client address, a looser limit.
 ANTECHAMBER_JOIN_MEETING_FAILURES = env.int("ANTECHAMBER_JOIN_MEETING_FAILURES", default=10)
 ANTECHAMBER_JOIN_CLIENT_FAILURES = env.int("ANTECHAMBER_JOIN_CLIENT_FAILURES", default=50)
+# Waiting-room entries by passcode per meeting and window, successful ones included.
+ANTECHAMBER_JOIN_ENTRIES_PER_SESSION = env.int("ANTECHAMBER_JOIN_ENTRIES_PER_SESSION", default=5)
+ANTECHAMBER_JOIN_ENTRIES_PER_ADDRESS = env.int("ANTECHAMBER_JOIN_ENTRIES_PER_ADDRESS", default=30)
 ANTECHAMBER_JOIN_WINDOW_SECONDS = env.int("ANTECHAMBER_JOIN_WINDOW_SECONDS", default=15 * 60)
 # How long after its scheduled end a meeting the host did not end still takes joiners.
 ANTECHAMBER_JOIN_GRACE_MINUTES = env.int("ANTECHAMBER_JOIN_GRACE_MINUTES", default=60)
