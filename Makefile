@@ -37,12 +37,14 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 
 install: $(STAMP)
 
-# The app on SQLite under var/, with tasks run in-process and mail to the console.
+# The app on SQLite under var/, with tasks run in-process and mail to the console. Links in
+# mail point at this server (SITE_URL from HOST and PORT) unless SITE_URL is already set.
+RUN_ENV = DJANGO_DEBUG=$${DJANGO_DEBUG:-1} SITE_URL=$${SITE_URL:-http://$(HOST):$(PORT)}
 run: $(STAMP)
 	mkdir -p var
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py bootstrap_admin --url http://$(HOST):$(PORT)
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
+	$(RUN_ENV) $(BIN)/python manage.py bootstrap_admin --url http://$(HOST):$(PORT)
+	$(RUN_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Chromium for the browser tests (Debian's package; Playwright's own download does not work here).
 /usr/bin/chromium:

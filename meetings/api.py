@@ -2,13 +2,12 @@
 
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.http import Http404
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import permissions, status
-from rest_framework.exceptions import PermissionDenied
+from django.views import defaults
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from rest_framework import exceptions, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,9 +24,10 @@ from meetings.authentication import (
 )
 from meetings.middleware import JOIN_HEADERS
 from meetings.models import ClassificationLevel, Invitation, Meeting
+from meetings.schema import NoCredentialsSchema
 from meetings.serializers import (
     AdmittedCountOutput,
-    ErrorDetailOutput,
+    ErrorOutput,
     InvitationOutput,
     InvitationsCreateInput,
     JoinedOutput,
@@ -41,29 +41,42 @@ from meetings.serializers import (
     MeetingUpdateInput,
     MeetingWithPasscodeOutput,
     PasscodeOutput,
+    ValidationErrorOutput,
 )
 from meetings.services import booking, invitations, levels, lifecycle, lobby
 
 # Error answers, documented so that clients (and the schema fuzz test) can rely on them.
 ERROR_RESPONSES = {
     400: OpenApiResponse(
-        OpenApiTypes.OBJECT,
-        description='Malformed or refused, by field: {"field": ["message"]}, or {"detail": "message"}',
+        PolymorphicProxySerializer(
+            component_name="BadRequestOutput",
+            serializers=[ValidationErrorOutput, ErrorOutput],
+            resource_type_field_name=None,
+        ),
+        description='Malformed or refused: by field, {"field": ["message"]}, or {"detail": "message", "code": "..."}',
     ),
-    403: OpenApiResponse(ErrorDetailOutput, description="Not allowed (e.g. a second factor is needed)"),
-    404: OpenApiResponse(ErrorDetailOutput, description="No such object, or not yours (one answer for both)"),
+    401: OpenApiResponse(ErrorOutput, description="No credentials, or wrong or revoked ones"),
+    403: OpenApiResponse(
+        ErrorOutput,
+        description="Not allowed: e.g. a second factor is needed, or a signed-in browser session's CSRF token is missing",
+    ),
+    404: OpenApiResponse(ErrorOutput, description="No such object, or not yours (one answer for both)"),
     409: OpenApiResponse(
-        ErrorDetailOutput, description="The object's state refuses it: cancelled, ended, already decided"
+        ErrorOutput, description="The object's state refuses it: cancelled, ended, already decided"
     ),
-    410: OpenApiResponse(ErrorDetailOutput, description="The meeting was cancelled or has ended"),
-    429: OpenApiResponse(ErrorDetailOutput, description="Too many attempts"),
-    503: OpenApiResponse(ErrorDetailOutput, description="A service it depends on is down: try again later"),
+    410: OpenApiResponse(ErrorOutput, description="The meeting was cancelled or has ended"),
+    415: OpenApiResponse(ErrorOutput, description="The body is not JSON (Content-Type: application/json)"),
+    429: OpenApiResponse(ErrorOutput, description="Too many attempts"),
+    503: OpenApiResponse(ErrorOutput, description="A service it depends on is down: try again later"),
 }
 
 
 def responses(ok: Any, *errors: int, ok_status: int = 200) -> dict[int, Any]:
-    """The success answer plus the listed error answers, for extend_schema."""
-    return {ok_status: ok, **{code: ERROR_RESPONSES[code] for code in errors}}
+    """The success answer plus the listed error answers, for extend_schema.
+
+    401 is always among them: every operation checks the credentials it is sent (even
+    join, which needs none, refuses wrong ones)."""
+    return {ok_status: ok, **{code: ERROR_RESPONSES[code] for code in sorted({401, *errors})}}
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -76,13 +89,31 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if request is not None and not isinstance(exc, errors.NotFound):
             audit_refusal(request=request, code=exc.code, status=exc.status, message=exc.message)
         return Response(exc.as_dict(), status=exc.status)
-    if isinstance(exc, PermissionDenied) and request is not None and request.user.is_authenticated:
-        audit_refusal(request=request, code="permission_denied", status=403, message=str(exc.detail))
     if isinstance(exc, TooManyFieldsSent | TooManyFilesSent | RequestDataTooBig):
         # Django's own limits on a request body: a JSON 400 like any other bad input,
         # rather than the site's HTML error page (found by fuzzing the API).
-        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-    return drf_exception_handler(exc, context)
+        return Response({"detail": str(exc), "code": "too_large"}, status=status.HTTP_400_BAD_REQUEST)
+    # As DRF's handler would, so that the code below sees DRF's exception.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
+    if isinstance(exc, exceptions.PermissionDenied) and request is not None and request.user.is_authenticated:
+        audit_refusal(request=request, code="permission_denied", status=403, message=str(exc.detail))
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.APIException) and isinstance(exc.detail, str):
+        # DRF's {"detail": ...} answers (401, 403, 404, 405, 415, a JSON parse error) carry
+        # a code too, as every other refusal does (ErrorOutput).
+        response.data = {"detail": exc.detail, "code": exc.detail.code}
+    return response
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """settings' handler404: a path under /api/ that matches no route (e.g. a lobby entry
+    ID that is not a number) answers in JSON, as the API's own 404s do; pages as usual."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 class IsStaffWithSecondFactor(permissions.BasePermission):
@@ -99,7 +130,7 @@ def _host_meeting(request: Request, meeting_id: str) -> Meeting:
 
 
 class LevelListApi(APIView):
-    @extend_schema(responses=LevelOutput(many=True))
+    @extend_schema(responses=responses(LevelOutput(many=True)))
     def get(self, request: Request) -> Response:
         return Response(LevelOutput(selectors.levels(), many=True).data)
 
@@ -117,7 +148,7 @@ class LevelDetailApi(APIView):
     def get(self, request: Request, code: str) -> Response:
         return Response(LevelOutput(self._level(code)).data)
 
-    @extend_schema(request=LevelUpdateInput, responses=responses(LevelOutput, 400, 403, 404))
+    @extend_schema(request=LevelUpdateInput, responses=responses(LevelOutput, 400, 403, 404, 415))
     def patch(self, request: Request, code: str) -> Response:
         level = self._level(code)
         serializer = LevelUpdateInput(data=request.data, context={"level": level})
@@ -129,12 +160,12 @@ class LevelDetailApi(APIView):
 
 
 class MeetingListApi(APIView):
-    @extend_schema(responses=MeetingOutput(many=True))
+    @extend_schema(responses=responses(MeetingOutput(many=True)))
     def get(self, request: Request) -> Response:
         return Response(MeetingOutput(selectors.meetings_for_host(request.user), many=True).data)
 
     @extend_schema(
-        request=MeetingBookInput, responses=responses(MeetingWithPasscodeOutput, 400, ok_status=201)
+        request=MeetingBookInput, responses=responses(MeetingWithPasscodeOutput, 400, 403, 415, ok_status=201)
     )
     def post(self, request: Request) -> Response:
         serializer = MeetingBookInput(data=request.data)
@@ -163,7 +194,7 @@ class MeetingDetailApi(APIView):
     def get(self, request: Request, meeting_id: str) -> Response:
         return Response(MeetingOutput(_host_meeting(request, meeting_id)).data)
 
-    @extend_schema(request=MeetingUpdateInput, responses=responses(MeetingOutput, 400, 403, 404, 409))
+    @extend_schema(request=MeetingUpdateInput, responses=responses(MeetingOutput, 400, 403, 404, 409, 415))
     def patch(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         serializer = MeetingUpdateInput(data=request.data, context={"meeting": meeting})
@@ -190,7 +221,7 @@ class MeetingLevelApi(APIView):
 
     permission_classes = [permissions.IsAuthenticated, IsStaffWithSecondFactor]
 
-    @extend_schema(request=MeetingLevelInput, responses=responses(MeetingOutput, 400, 403, 404, 409))
+    @extend_schema(request=MeetingLevelInput, responses=responses(MeetingOutput, 400, 403, 404, 409, 415))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = selectors.meeting_for_staff(meeting_id)
         if meeting is None:
@@ -210,7 +241,7 @@ class MeetingLevelApi(APIView):
 
 
 class MeetingCancelApi(APIView):
-    @extend_schema(request=None, responses=responses(MeetingOutput, 404, 409))
+    @extend_schema(request=None, responses=responses(MeetingOutput, 403, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = booking.meeting_cancel(
             meeting=_host_meeting(request, meeting_id),
@@ -240,7 +271,7 @@ class MeetingInvitationsApi(APIView):
 
     @extend_schema(
         request=InvitationsCreateInput,
-        responses=responses(InvitationOutput(many=True), 400, 403, 404, 409, ok_status=201),
+        responses=responses(InvitationOutput(many=True), 400, 403, 404, 409, 415, ok_status=201),
     )
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
@@ -295,17 +326,19 @@ class InvitationRevokeApi(APIView):
 
 class JoinApi(APIView):
     permission_classes = [permissions.AllowAny]
+    schema = NoCredentialsSchema()
 
     @extend_schema(
         request=JoinInput,
         responses={
-            **responses(JoinedOutput, 400, 410, 429, ok_status=201),
+            **responses(JoinedOutput, 400, 410, 415, 429, ok_status=201),
+            401: OpenApiResponse(
+                ErrorOutput, description="Credentials were sent and are wrong (none are needed)"
+            ),
             403: OpenApiResponse(
-                ErrorDetailOutput, description="Unknown meeting ID or wrong passcode (one answer for both)"
+                ErrorOutput, description="Unknown meeting ID or wrong passcode (one answer for both)"
             ),
-            503: OpenApiResponse(
-                ErrorDetailOutput, description="The limiter is down: no passcode is checked"
-            ),
+            503: OpenApiResponse(ErrorOutput, description="The limiter is down: no passcode is checked"),
         },
     )
     def post(self, request: Request) -> Response:
@@ -346,7 +379,7 @@ class LobbyApi(APIView):
 class LobbyDecisionApi(APIView):
     decision = "admit"
 
-    @extend_schema(request=None, responses=responses(LobbyEntryOutput, 404, 409))
+    @extend_schema(request=None, responses=responses(LobbyEntryOutput, 403, 404, 409))
     def post(self, request: Request, meeting_id: str, entry_id: int) -> Response:
         meeting = _host_meeting(request, meeting_id)
         decide = {
@@ -364,7 +397,7 @@ class LobbyDecisionApi(APIView):
 
 
 class LobbyAdmitAllApi(APIView):
-    @extend_schema(request=None, responses=responses(AdmittedCountOutput, 404, 409))
+    @extend_schema(request=None, responses=responses(AdmittedCountOutput, 403, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         admitted = lobby.lobby_admit_all(
@@ -376,7 +409,7 @@ class LobbyAdmitAllApi(APIView):
 class MeetingLifecycleApi(APIView):
     action = "start"
 
-    @extend_schema(request=None, responses=responses(MeetingOutput, 404, 409))
+    @extend_schema(request=None, responses=responses(MeetingOutput, 403, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         act = {

@@ -44,4 +44,5 @@ urlpatterns = [
     path("", include("meetings.urls")),
 ]
 
-handler404 = "meetings.views.common.page_not_found"
+# JSON for unmatched paths under /api/ (the API's documented 404), the usual page elsewhere.
+handler404 = "meetings.api.page_not_found"

@@ -3,10 +3,9 @@
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.views import defaults
 from django_otp import user_has_device
 
 from meetings import errors, policy, selectors
@@ -60,10 +59,3 @@ def default_name(request: HttpRequest) -> str:
     if user.is_authenticated:
         return str(user.get_full_name() or user.get_username())
     return ""
-
-
-def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """404 for a URL that matches nothing: JSON under /api/ (as every API answer), else the page."""
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
-    return defaults.page_not_found(request, exception)
