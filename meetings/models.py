@@ -333,6 +333,9 @@ class JoinLink(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # The invitee list picks each invitation's latest link (ORDER BY id DESC LIMIT 1):
+        # without this the planner may walk the primary key backwards for every invitee.
+        indexes = [models.Index(fields=["invitation", "id"], name="joinlink_invitation_latest")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(revoked_at__isnull=True, revoked_reason="")
@@ -381,7 +384,11 @@ class OutboundMessage(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            # The invitee list's latest message per invitation (see JoinLink's index).
+            models.Index(fields=["invitation", "id"], name="outbound_invitation_latest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.to_email} ({self.status})"
