@@ -1,6 +1,6 @@
 """Every exception a service raises, each with a stable `code` and its HTTP status.
 
-The API (api.exception_handler) and the pages (views.common) turn them into answers the
+The API (api_errors.exception_handler) and the pages (views.common) turn them into answers the
 same way, so a refusal reads alike on both. Bodies: `{"field": ["message"]}` for bad input
 that names fields, `{"detail": "message", "code": "..."}` for everything else.
 """

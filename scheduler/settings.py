@@ -269,7 +269,7 @@ REST_FRAMEWORK = {
     # JSON bodies only (415 for any other): one media type per body in the schema, which
     # generated clients need. JSON nested too deeply for the decoder is a 400, not a 500.
     "DEFAULT_PARSER_CLASSES": ["meetings.parsers.BoundedJSONParser"],
-    "EXCEPTION_HANDLER": "meetings.api.exception_handler",
+    "EXCEPTION_HANDLER": "meetings.api_errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Antechamber API",

@@ -45,4 +45,4 @@ urlpatterns = [
 ]
 
 # JSON for unmatched paths under /api/ (the API's documented 404), the usual page elsewhere.
-handler404 = "meetings.api.page_not_found"
+handler404 = "meetings.api_errors.page_not_found"
