@@ -22,7 +22,7 @@ from meetings.forms import JoinForm
 from meetings.middleware import join_page
 from meetings.models import Invitation, LobbyEntry, Meeting
 from meetings.services import invitations, lobby
-from meetings.views.common import default_name, option_rows
+from meetings.views.common import default_name, option_rows, room_people
 
 # The invitations this browser session redeemed: the same person can come back.
 SESSION_KEY = "antechamber.invitations"
@@ -209,9 +209,20 @@ def join_room(request: HttpRequest, entry_id: int) -> HttpResponse:
             "meeting": meeting,
             "display_name": entry.display_name,
             "status_url": reverse("meetings:join_status", kwargs={"entry_id": entry.pk}),
-            "people": selectors.people_in(meeting),
+            "people": room_people(meeting),
+            "people_url": reverse("meetings:join_room_people", kwargs={"entry_id": entry.pk}),
             "options": option_rows(meeting, with_waiting_room=False),
             "media": selectors.media_for_entry(entry),
             "media_configured": selectors.media_configured(),
         },
     )
+
+
+@join_page
+@require_GET
+def join_room_people(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """Who is in the room, for an admitted participant's room page to poll."""
+    entry = _my_entry(request, entry_id)
+    if not _entry_state(entry)["room_url"]:
+        raise Http404("Not in the room.")
+    return JsonResponse({"people": room_people(entry.meeting)})
