@@ -37,7 +37,9 @@ def edit_data(meeting: Meeting, **changes) -> dict[str, str]:
 
 def test_host_reschedules_from_the_meeting_page_and_invitees_are_told(alice_web, meeting_factory):
     booked = meeting_factory(
-        invitees=["ann@example.org"], starts_at=timezone.now() + timedelta(days=2), timezone_name="Europe/London"
+        invitees=["ann@example.org"],
+        starts_at=timezone.now() + timedelta(days=2),
+        timezone_name="Europe/London",
     )
     meeting = booked.meeting
     sequence = meeting.sequence
@@ -72,7 +74,10 @@ def test_an_unchanged_edit_changes_nothing_and_mails_no_one(alice_web, meeting_f
 def test_edit_shows_the_levels_locks_and_refuses_what_the_level_forbids(alice_web_verified, meeting_factory):
     meeting = meeting_factory(classification="official-sensitive").meeting
     page = alice_web_verified.get(f"/meetings/{meeting.display_id}/edit/").content.decode()
-    assert "Locked by OFFICIAL-SENSITIVE: Cloud recording is not allowed for OFFICIAL-SENSITIVE meetings." in page
+    assert (
+        "Locked by OFFICIAL-SENSITIVE: Cloud recording is not allowed for OFFICIAL-SENSITIVE meetings."
+        in page
+    )
     refused = alice_web_verified.post(
         f"/meetings/{meeting.display_id}/edit/", edit_data(meeting, cloud_recording=True)
     )
@@ -102,7 +107,9 @@ def test_bob_cannot_edit_alices_meeting(client, bob, meeting_factory):
     meeting = meeting_factory().meeting
     client.force_login(bob)
     assert client.get(f"/meetings/{meeting.display_id}/edit/").status_code == 404
-    assert client.post(f"/meetings/{meeting.display_id}/edit/", edit_data(meeting, title="x")).status_code == 404
+    assert (
+        client.post(f"/meetings/{meeting.display_id}/edit/", edit_data(meeting, title="x")).status_code == 404
+    )
 
 
 # --- 2. Post/redirect/get ------------------------------------------------------------------
@@ -127,7 +134,10 @@ def test_booking_redirects_and_shows_the_passcode_once(alice_web):
 def test_rotation_redirects_and_shows_the_new_passcode_once(alice_web, meeting_factory):
     meeting = meeting_factory().meeting
     response = alice_web.post(f"/meetings/{meeting.display_id}/passcode/")
-    assert response.status_code == 302 and response["Location"] == f"/meetings/{meeting.display_id}/passcode/new/"
+    assert (
+        response.status_code == 302
+        and response["Location"] == f"/meetings/{meeting.display_id}/passcode/new/"
+    )
     shown = alice_web.get(response["Location"])
     assert shown.context["passcode"] and shown.context["passcode"] in shown.content.decode()
     assert alice_web.get(response["Location"]).context["passcode"] is None
@@ -167,7 +177,10 @@ def test_host_sets_a_zone_and_pages_show_it_with_utc_beside(alice, alice_web, me
 def test_without_a_profile_zone_pages_say_utc_and_mark_times_for_the_browser(alice_web, meeting_factory):
     meeting = meeting_factory(starts_at=datetime(2031, 7, 1, 7, 0, tzinfo=UTC)).meeting
     detail = alice_web.get(meeting.get_absolute_url()).content.decode()
-    assert re.search(r'<span class="when" data-local[^>]*><time datetime="2031-07-01T07:00:00Z">[^<]*07:00 UTC</time>', detail)
+    assert re.search(
+        r'<span class="when" data-local[^>]*><time datetime="2031-07-01T07:00:00Z">[^<]*07:00 UTC</time>',
+        detail,
+    )
     booking = alice_web.get("/meetings/new/").content.decode()
     assert "data-detect-zone" in booking
 
@@ -197,7 +210,7 @@ def test_apply_level_without_javascript_keeps_the_input_and_books_nothing(alice_
 def test_the_form_carries_every_levels_locks_for_in_place_updates(alice_web):
     page = alice_web.get("/meetings/new/?level=official").content.decode()
     assert '<script id="level-locks" type="application/json">' in page
-    assert 'data-autosubmit' not in page and "js/booking.js" in page
+    assert "data-autosubmit" not in page and "js/booking.js" in page
 
 
 # --- 5. Lobby and room ------------------------------------------------------------------------
