@@ -175,7 +175,6 @@ def test_every_page_of_the_journey_passes_axe(
         host.goto(f"{live_server.url}/meetings/{meeting_id}/lobby/")
         host.wait_for_selector("tr:has(td.name:text-is('Erin Waiting'))", timeout=LIVE)
         audit.check(host, "lobby with people waiting")
-        shoot(host, f"lobby-{width}")
         host.click("#lobby-start")
         host.wait_for_url(f"**/meetings/{meeting_id}/lobby/")
         host.click("tr:has(td.name:text-is('Erin Waiting')) button[data-decision=admit]")
