@@ -13,7 +13,7 @@ from meetings.models import ClassificationLevel
 from meetings.validators import skipped_local_time, validate_no_control_characters
 from meetings.zones import COMMON_ZONES, zone_choices
 
-__all__ = ["COMMON_ZONES", "ApiTokenForm", "BookingForm", "HostProfileForm", "JoinForm"]
+__all__ = ["COMMON_ZONES", "ApiTokenForm", "BookingForm", "DisplayNameForm", "HostProfileForm", "JoinForm"]
 
 
 class LevelChoiceField(forms.ModelChoiceField):
@@ -142,6 +142,18 @@ class JoinForm(forms.Form):
         if normalize_meeting_id(value) is None:
             raise forms.ValidationError("A meeting ID is 16 letters and digits, e.g. ABCD-EFGH-JKMN-PQRS.")
         return value
+
+
+class DisplayNameForm(forms.Form):
+    """The name a participant joining by link chooses, as the host will see it."""
+
+    # Optional: left blank, the host sees the signed-in name or the invited address's local part.
+    display_name = forms.CharField(
+        label="Your name, as the host will see it",
+        max_length=80,
+        required=False,
+        validators=[validate_no_control_characters],
+    )
 
 
 class ApiTokenForm(forms.Form):

@@ -184,6 +184,7 @@ def test_enrol_an_authenticator_then_book_official_sensitive(page, live_server, 
     page.click("button[type=submit]:has-text('Next')")
     page.wait_for_url("**/meetings/new/?level=official-sensitive")
     assert page.is_hidden("#level-needs-factor")
+    assert "Make backup codes under Security" in page.inner_text(".messages")
 
 
 def test_staff_read_the_audit_log_in_the_admin(page, live_server, carol, password):

@@ -264,3 +264,30 @@ def test_every_level_banner_has_at_least_4_5_to_1_contrast():
         colour = re.search(rf"--{code}: (#[0-9a-fA-F]{{6}});", css).group(1)
         ratio = (1.0 + 0.05) / (_luminance(colour) + 0.05)  # white text on the banner
         assert ratio >= 4.5, f"{code}: {ratio:.2f}:1"
+
+
+# --- 8. Onboarding (part) --------------------------------------------------------------------
+
+
+def test_participant_chooses_their_name_on_the_link_page(alice_api):
+    from django.test import Client
+
+    from meetings.models import LobbyEntry
+    from tests.test_invitations import _invite_and_get_token
+
+    _booked, token = _invite_and_get_token(alice_api)
+    ann = Client()
+    page = ann.get(f"/j/{token}/").content.decode()
+    assert 'name="display_name"' in page and 'value="ann"' in page
+    # A bad name is refused before anything is spent: the link still works afterwards.
+    refused = ann.post(f"/j/{token}/", {"display_name": "Ann\x07"})
+    assert refused.status_code == 400 and not LobbyEntry.objects.exists()
+    response = ann.post(f"/j/{token}/", {"display_name": "Ann Example"}, follow=True)
+    assert response.status_code == 200
+    assert LobbyEntry.objects.get().display_name == "Ann Example"
+    assert "Ann Example" in response.content.decode()
+
+
+def test_backup_codes_are_offered_right_after_enrolment(alice_web_verified):
+    page = alice_web_verified.get("/accounts/two_factor/setup/complete/").content.decode()
+    assert 'action="/accounts/two_factor/backup/tokens/"' in page and "Make backup codes" in page

@@ -44,6 +44,14 @@ class SecondFactorSetupView(SetupView):
     def done(self, form_list: Any, **kwargs: Any) -> HttpResponse:
         response = super().done(form_list, **kwargs)
         self.request.session.cycle_key()
+        if self.get_redirect_url():
+            # The library then skips its "set up" page (which offers backup codes) and
+            # goes straight back: offer them here instead.
+            messages.info(
+                self.request,
+                "Your authenticator app is set up. Make backup codes under Security, "
+                "in case you lose your phone.",
+            )
         return response
 
 

@@ -18,7 +18,7 @@ from meetings.authentication import (
     lobby_secret_for,
     signed_in_user,
 )
-from meetings.forms import JoinForm
+from meetings.forms import DisplayNameForm, JoinForm
 from meetings.middleware import join_page
 from meetings.models import Invitation, LobbyEntry, Meeting
 from meetings.services import invitations, lobby
@@ -26,6 +26,8 @@ from meetings.views.common import default_name, option_rows, room_people
 
 # The invitations this browser session redeemed: the same person can come back.
 SESSION_KEY = "antechamber.invitations"
+# The name each of them chose on the confirmation page, as the host will see it.
+NAMES_KEY = "antechamber.invited_names"
 
 GONE_TEXT = {
     policy.LinkState.SPENT: (
@@ -41,6 +43,12 @@ GONE_TEXT = {
     policy.LinkState.CANCELLED: ("This meeting was cancelled", "There is nothing to join."),
     policy.LinkState.ENDED: ("This meeting has ended", "There is nothing to join any more."),
 }
+
+
+def _suggested_name(user: Any, invited_email: str) -> str:
+    if user is not None:
+        return str(user.get_full_name() or user.get_username())
+    return invited_email.split("@", 1)[0]
 
 
 def _bound(request: HttpRequest) -> list[int]:
@@ -79,7 +87,14 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
         "invitation": invitation,
         "login_url": f"{reverse('login')}?next={request.path}",
     }
+    name_form = DisplayNameForm(
+        request.POST if request.method == "POST" else None,
+        initial={"display_name": _suggested_name(user, invitation.email)},
+    )
+    context["name_form"] = name_form
     if request.method == "POST":
+        if not name_form.is_valid():
+            return render(request, "meetings/link_confirm.html", context, status=400)
         try:
             invitations.invitation_redeem(
                 link=join_link, user=user, has_second_factor=has_second_factor(request)
@@ -89,6 +104,9 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
         except errors.Refused as refused:
             return render(request, "meetings/link_confirm.html", {**context, "refused": refused}, status=403)
         request.session[SESSION_KEY] = [*_bound(request), invitation.pk]
+        chosen = name_form.cleaned_data["display_name"]
+        if chosen:
+            request.session[NAMES_KEY] = {**request.session.get(NAMES_KEY, {}), str(invitation.pk): chosen}
         return redirect("meetings:invited", invitation_id=invitation.pk)
     notice = policy.redemption_violation(
         meeting.classification,
@@ -115,7 +133,9 @@ def invited(request: HttpRequest, invitation_id: int) -> HttpResponse:
     if current is not None:
         return redirect("meetings:join_waiting", entry_id=current.pk)
     user = signed_in_user(request) if request.user.is_authenticated else None
-    name = str(user.get_full_name() or user.get_username()) if user else invitation.email.split("@", 1)[0]
+    name = request.session.get(NAMES_KEY, {}).get(str(invitation.pk)) or _suggested_name(
+        user, invitation.email
+    )
     try:
         entered = lobby.lobby_enter_by_invitation(invitation=invitation, user=user, display_name=name)
     except errors.LinkGone as gone:
