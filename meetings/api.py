@@ -14,7 +14,13 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from meetings import errors, selectors
-from meetings.authentication import client_address, has_second_factor, lobby_secret_bind, signed_in_user
+from meetings.authentication import (
+    client_address,
+    has_second_factor,
+    lobby_secret_bind,
+    session_key_for,
+    signed_in_user,
+)
 from meetings.middleware import JOIN_HEADERS
 from meetings.models import ClassificationLevel, Invitation, Meeting
 from meetings.serializers import (
@@ -28,6 +34,7 @@ from meetings.serializers import (
     LevelUpdateInput,
     LobbyEntryOutput,
     MeetingBookInput,
+    MeetingLevelInput,
     MeetingOutput,
     MeetingUpdateInput,
     MeetingWithPasscodeOutput,
@@ -165,11 +172,41 @@ class MeetingDetailApi(APIView):
         return Response(output, headers={"Cache-Control": "no-store"})
 
 
+class MeetingLevelApi(APIView):
+    """Policy admins (staff with a second factor) raise or lower any meeting's level.
+
+    Hosts raise their own meetings' level with PATCH; lowering (declassifying) is only
+    here, or a staff host's own PATCH: booking.meeting_update refuses it otherwise.
+    """
+
+    permission_classes = [permissions.IsAuthenticated, IsStaffWithSecondFactor]
+
+    @extend_schema(request=MeetingLevelInput, responses=responses(MeetingOutput, 400, 403, 404, 409))
+    def post(self, request: Request, meeting_id: str) -> Response:
+        meeting = selectors.meeting_for_staff(meeting_id)
+        if meeting is None:
+            raise Http404("No such meeting.")
+        serializer = MeetingLevelInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        updated = booking.meeting_update(
+            meeting=meeting,
+            actor=signed_in_user(request),
+            changes={"classification": serializer.validated_data["classification"]},
+            host_has_second_factor=has_second_factor(request),
+        )
+        output = MeetingOutput(updated.meeting).data
+        if updated.passcode is not None:
+            output["passcode"] = updated.passcode
+        return Response(output, headers={"Cache-Control": "no-store"})
+
+
 class MeetingCancelApi(APIView):
     @extend_schema(request=None, responses=responses(MeetingOutput, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = booking.meeting_cancel(
-            meeting=_host_meeting(request, meeting_id), actor=signed_in_user(request)
+            meeting=_host_meeting(request, meeting_id),
+            actor=signed_in_user(request),
+            host_has_second_factor=has_second_factor(request),
         )
         return Response(MeetingOutput(meeting).data)
 
@@ -276,6 +313,7 @@ class JoinApi(APIView):
             display_name=data["display_name"],
             user=user,
             client_address=client_address(request),
+            client_session=session_key_for(request),
         )
         lobby_secret_bind(request.session, entered.entry.pk, entered.secret)
         meeting = entered.entry.meeting
@@ -307,7 +345,12 @@ class LobbyDecisionApi(APIView):
             "deny": lobby.lobby_deny,
             "remove": lobby.lobby_remove,
         }[self.decision]
-        entry = decide(meeting=meeting, entry_id=entry_id, actor=signed_in_user(request))
+        entry = decide(
+            meeting=meeting,
+            entry_id=entry_id,
+            actor=signed_in_user(request),
+            host_has_second_factor=has_second_factor(request),
+        )
         return Response(LobbyEntryOutput(entry).data)
 
 
@@ -315,7 +358,9 @@ class LobbyAdmitAllApi(APIView):
     @extend_schema(request=None, responses=responses(AdmittedCountOutput, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
-        admitted = lobby.lobby_admit_all(meeting=meeting, actor=signed_in_user(request))
+        admitted = lobby.lobby_admit_all(
+            meeting=meeting, actor=signed_in_user(request), host_has_second_factor=has_second_factor(request)
+        )
         return Response({"admitted": admitted})
 
 
@@ -331,4 +376,7 @@ class MeetingLifecycleApi(APIView):
             "unlock": lifecycle.meeting_unlock,
             "end": lifecycle.meeting_end,
         }[self.action]
-        return Response(MeetingOutput(act(meeting=meeting, actor=signed_in_user(request))).data)
+        done = act(
+            meeting=meeting, actor=signed_in_user(request), host_has_second_factor=has_second_factor(request)
+        )
+        return Response(MeetingOutput(done).data)

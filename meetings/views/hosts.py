@@ -97,7 +97,9 @@ def meeting_detail(request: HttpRequest, meeting_id: str) -> HttpResponse:
 def meeting_cancel(request: HttpRequest, meeting_id: str) -> HttpResponse:
     meeting = host_meeting(request, meeting_id)
     try:
-        booking.meeting_cancel(meeting=meeting, actor=signed_in_user(request))
+        booking.meeting_cancel(
+            meeting=meeting, actor=signed_in_user(request), host_has_second_factor=has_second_factor(request)
+        )
     except errors.ServiceError as error:
         return refusal_page(request, error, meeting=meeting, back_url=meeting.get_absolute_url())
     messages.success(request, "The meeting is cancelled.")
@@ -213,7 +215,12 @@ def meeting_lobby_decide(request: HttpRequest, meeting_id: str, entry_id: int, d
     if decision not in _DECIDE:
         raise Http404("No such decision.")
     try:
-        entry = _DECIDE[decision](meeting=meeting, entry_id=entry_id, actor=signed_in_user(request))
+        entry = _DECIDE[decision](
+            meeting=meeting,
+            entry_id=entry_id,
+            actor=signed_in_user(request),
+            host_has_second_factor=has_second_factor(request),
+        )
     except errors.ServiceError as error:
         return refusal_page(request, error, meeting=meeting, back_url=_lobby_url(meeting))
     messages.success(request, f"{entry.display_name}: {entry.get_status_display().lower()}.")
@@ -225,7 +232,9 @@ def meeting_lobby_decide(request: HttpRequest, meeting_id: str, entry_id: int, d
 def meeting_lobby_admit_all(request: HttpRequest, meeting_id: str) -> HttpResponse:
     meeting = host_meeting(request, meeting_id)
     try:
-        admitted = lobby.lobby_admit_all(meeting=meeting, actor=signed_in_user(request))
+        admitted = lobby.lobby_admit_all(
+            meeting=meeting, actor=signed_in_user(request), host_has_second_factor=has_second_factor(request)
+        )
     except errors.ServiceError as error:
         return refusal_page(request, error, meeting=meeting, back_url=_lobby_url(meeting))
     messages.success(request, f"Admitted {admitted}.")
@@ -248,7 +257,7 @@ def meeting_lifecycle(request: HttpRequest, meeting_id: str, action: str) -> Htt
         raise Http404("No such action.")
     act, done = _LIFECYCLE[action]
     try:
-        act(meeting=meeting, actor=signed_in_user(request))
+        act(meeting=meeting, actor=signed_in_user(request), host_has_second_factor=has_second_factor(request))
     except errors.ServiceError as error:
         return refusal_page(request, error, meeting=meeting, back_url=meeting.get_absolute_url())
     messages.success(request, done)

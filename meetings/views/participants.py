@@ -16,6 +16,7 @@ from meetings.authentication import (
     has_second_factor,
     lobby_secret_bind,
     lobby_secret_for,
+    session_key_for,
     signed_in_user,
 )
 from meetings.forms import DisplayNameForm, JoinForm
@@ -51,8 +52,10 @@ def _suggested_name(user: Any, invited_email: str) -> str:
     return invited_email.split("@", 1)[0]
 
 
-def _bound(request: HttpRequest) -> list[int]:
-    return list(request.session.get(SESSION_KEY, []))
+def _bound(request: HttpRequest) -> dict[str, int]:
+    """Invitation ID (as text) -> the link this session redeemed for it."""
+    bound = request.session.get(SESSION_KEY, {})
+    return dict(bound) if isinstance(bound, dict) else {}
 
 
 def _gone(request: HttpRequest, state: policy.LinkState, meeting: Meeting) -> HttpResponse:
@@ -74,7 +77,7 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "meetings/link_unknown.html", status=404)
     invitation = join_link.invitation
     meeting = invitation.meeting
-    if invitation.pk in _bound(request) and invitation.revoked_at is None and not meeting.is_cancelled:
+    if str(invitation.pk) in _bound(request) and invitation.revoked_at is None and not meeting.is_cancelled:
         return redirect("meetings:invited", invitation_id=invitation.pk)
     state = invitations.link_state_now(join_link, timezone.now())
     if state != policy.LinkState.LIVE:
@@ -103,7 +106,7 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
             return _gone(request, gone.state, meeting)
         except errors.Refused as refused:
             return render(request, "meetings/link_confirm.html", {**context, "refused": refused}, status=403)
-        request.session[SESSION_KEY] = [*_bound(request), invitation.pk]
+        request.session[SESSION_KEY] = {**_bound(request), str(invitation.pk): join_link.pk}
         chosen = name_form.cleaned_data["display_name"]
         if chosen:
             request.session[NAMES_KEY] = {**request.session.get(NAMES_KEY, {}), str(invitation.pk): chosen}
@@ -121,12 +124,16 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
 def invited(request: HttpRequest, invitation_id: int) -> HttpResponse:
     """Where a redeemed link leads: into the waiting room. Only the browser session that
     redeemed the link gets here, as often as it likes during the meeting."""
-    if invitation_id not in _bound(request):
+    link_id = _bound(request).get(str(invitation_id))
+    if link_id is None:
         raise Http404("No such invitation in this browser.")
     invitation = Invitation.objects.select_related("meeting__classification", "meeting__host").get(
         pk=invitation_id
     )
     meeting = invitation.meeting
+    if not selectors.invitation_link_stands(invitation, link_id):
+        # SECURITY: revoked (by the host, a tightened level, or a resend): no way back in.
+        return _gone(request, policy.LinkState.REVOKED, meeting)
     current = selectors.lobby_entry_of_invitation_for_session(
         invitation, lambda entry_id: lobby_secret_for(request.session, entry_id)
     )
@@ -137,7 +144,9 @@ def invited(request: HttpRequest, invitation_id: int) -> HttpResponse:
         user, invitation.email
     )
     try:
-        entered = lobby.lobby_enter_by_invitation(invitation=invitation, user=user, display_name=name)
+        entered = lobby.lobby_enter_by_invitation(
+            invitation=invitation, link_id=link_id, user=user, display_name=name
+        )
     except errors.LinkGone as gone:
         return _gone(request, gone.state, meeting)
     except errors.ServiceError as error:
@@ -164,6 +173,7 @@ def join(request: HttpRequest) -> HttpResponse:
                     display_name=data["display_name"],
                     user=user,
                     client_address=client_address(request),
+                    client_session=session_key_for(request),
                 )
             except errors.JoinDenied as denied:
                 if denied.code == "sign_in":
