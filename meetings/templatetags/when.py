@@ -12,6 +12,7 @@ from django import template
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from meetings import selectors
 from meetings.zones import in_zone
 
 register = template.Library()
@@ -26,12 +27,8 @@ def viewer_zone(request: HttpRequest | None) -> str:
     cached = getattr(request, "_antechamber_zone", None)
     if cached is not None:
         return str(cached)
-    zone = ""
     user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
-        from meetings.models import HostProfile
-
-        zone = HostProfile.objects.filter(user=user).values_list("timezone", flat=True).first() or ""
+    zone = selectors.host_zone(user) if user is not None else ""
     request._antechamber_zone = zone  # type: ignore[attr-defined]
     return zone
 

@@ -108,7 +108,7 @@ def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
 def profile(request: HttpRequest) -> HttpResponse:
     """The host's own zone; pages show times in it (else in the browser's zone)."""
     user = signed_in_user(request)
-    current = HostProfile.objects.filter(user=user).values_list("timezone", flat=True).first() or ""
+    current = selectors.host_zone(user)
     form = HostProfileForm(request.POST or None, initial={"timezone": current}, keep_zone=current)
     if request.method == "POST" and form.is_valid():
         # A preference row, not a meeting, invitation or lobby row: no service, no audit.

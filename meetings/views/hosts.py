@@ -21,7 +21,6 @@ from meetings.middleware import join_page
 from meetings.models import Meeting
 from meetings.serializers import InvitationOutput
 from meetings.services import booking, invitations, lifecycle, lobby
-from meetings.templatetags.when import viewer_zone
 from meetings.views.common import (
     default_name,
     form_context,
@@ -54,7 +53,9 @@ def meeting_book(request: HttpRequest) -> HttpResponse:
         # Without JavaScript: "Apply level" shows the new level's locks and keeps what was typed.
         form = BookingForm(initial=typed_initial(request, level), level=level)
     else:
-        form = BookingForm(request.POST or None, level=level, initial={"timezone": viewer_zone(request)})
+        form = BookingForm(
+            request.POST or None, level=level, initial={"timezone": selectors.host_zone(request.user)}
+        )
     if request.method == "POST" and "apply_level" not in request.POST and form.is_valid():
         data = form.cleaned_data
         try:
