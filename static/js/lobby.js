@@ -97,7 +97,6 @@
       (own || next || heading).focus();
     };
 
-    let firstPoll = true;
     const update = (entries) => {
       const active = document.activeElement;
       const focusRow = active && body.contains(active) ? active.closest("tr") : null;
@@ -118,14 +117,14 @@
         if (row.dataset.status !== entry.status) {
           const hadFocus = focusRow === row;
           fillDecisions(row.querySelector(".decide"), entry);
-          if (!isNew && !firstPoll) say(STATUS_NEWS[entry.status](entry.display_name));
+          if (!isNew) say(STATUS_NEWS[entry.status](entry.display_name));
           row.dataset.status = entry.status;
           if (hadFocus && !row.contains(document.activeElement)) refocus(row);
         }
         if (isNew) {
           const at = body.querySelectorAll("tr[data-entry]")[index] || null;
           body.insertBefore(row, at);
-          if (!firstPoll) say(STATUS_NEWS[entry.status](entry.display_name));
+          say(STATUS_NEWS[entry.status](entry.display_name)); // the page was drawn without it: it is new
         }
       });
       body.querySelectorAll("tr[data-entry]").forEach((row) => {
@@ -148,7 +147,6 @@
         tr.append(td);
         body.append(tr);
       }
-      firstPoll = false;
     };
 
     const pollNow = poll(lobbyUrl, update);
