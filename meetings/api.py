@@ -8,12 +8,14 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from meetings import errors, selectors
+from meetings.audit import audit_refusal
 from meetings.authentication import (
     client_address,
     has_second_factor,
@@ -66,9 +68,16 @@ def responses(ok: Any, *errors: int, ok_status: int = 200) -> dict[int, Any]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus every service error (meetings.errors) with its status and code."""
+    request = context.get("request")
     if isinstance(exc, errors.ServiceError):
-        headers = JOIN_HEADERS if isinstance(exc, errors.JoinDenied) else None
-        return Response(exc.as_dict(), status=exc.status, headers=headers)
+        if isinstance(exc, errors.JoinDenied):
+            # Failed guesses have their own audit (services.lobby), bounded by the limiter.
+            return Response(exc.as_dict(), status=exc.status, headers=JOIN_HEADERS)
+        if request is not None and not isinstance(exc, errors.NotFound):
+            audit_refusal(request=request, code=exc.code, status=exc.status, message=exc.message)
+        return Response(exc.as_dict(), status=exc.status)
+    if isinstance(exc, PermissionDenied) and request is not None and request.user.is_authenticated:
+        audit_refusal(request=request, code="permission_denied", status=403, message=str(exc.detail))
     if isinstance(exc, TooManyFieldsSent | TooManyFilesSent | RequestDataTooBig):
         # Django's own limits on a request body: a JSON 400 like any other bad input,
         # rather than the site's HTML error page (found by fuzzing the API).

@@ -411,6 +411,9 @@ LOGGING = {
 # attempt is refused (429) until the window passes; per client address, a looser limit.
 ANTECHAMBER_JOIN_MEETING_FAILURES = env.int("ANTECHAMBER_JOIN_MEETING_FAILURES", default=10)
 ANTECHAMBER_JOIN_CLIENT_FAILURES = env.int("ANTECHAMBER_JOIN_CLIENT_FAILURES", default=50)
+# Invitations: at most this many addresses in one request, and new invitees per meeting per hour.
+ANTECHAMBER_INVITES_PER_REQUEST = env.int("ANTECHAMBER_INVITES_PER_REQUEST", default=500)
+ANTECHAMBER_INVITES_PER_MEETING_PER_HOUR = env.int("ANTECHAMBER_INVITES_PER_MEETING_PER_HOUR", default=2000)
 # Waiting-room entries by passcode per meeting and window, successful ones included.
 ANTECHAMBER_JOIN_ENTRIES_PER_SESSION = env.int("ANTECHAMBER_JOIN_ENTRIES_PER_SESSION", default=5)
 ANTECHAMBER_JOIN_ENTRIES_PER_ADDRESS = env.int("ANTECHAMBER_JOIN_ENTRIES_PER_ADDRESS", default=30)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from meetings.models import HostProfile, Meeting, OutboundMessage
+from meetings.models import AuditEvent, HostProfile, Meeting, OutboundMessage
 from meetings.zones import COMMON_ZONES, curated_zones
 from tests.test_views import form_data
 
@@ -87,6 +87,7 @@ def test_edit_shows_the_levels_locks_and_refuses_what_the_level_forbids(alice_we
     )
     meeting.refresh_from_db()
     assert meeting.cloud_recording is False
+    assert AuditEvent.objects.filter(action="request_refused", meeting_public_id=meeting.public_id).exists()
 
 
 def test_raising_the_level_from_the_edit_page_goes_through_the_service(alice_web_verified, meeting_factory):

@@ -4,12 +4,14 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views import defaults
 from django_otp import user_has_device
 
 from meetings import errors, policy, selectors
+from meetings.audit import audit_refusal
 from meetings.authentication import has_second_factor
 from meetings.forms import BookingForm
 from meetings.models import ClassificationLevel, Meeting
@@ -27,6 +29,10 @@ def refusal_page(
     request: HttpRequest, error: errors.ServiceError, *, meeting: Meeting | None = None, back_url: str = ""
 ) -> HttpResponse:
     """A service's refusal as a page with the same status (and code) the API answers with."""
+    if not isinstance(error, errors.NotFound):
+        audit_refusal(
+            request=request, code=error.code, status=error.status, message=error.message, meeting=meeting
+        )
     return render(
         request,
         "meetings/refused.html",
@@ -120,3 +126,10 @@ def room_people(meeting: Meeting) -> list[str]:
     """Who is in the room: the host first, then everyone admitted."""
     host = meeting.host
     return [f"{host.get_full_name() or host.get_username()} (host)", *selectors.people_in(meeting)]
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 for a URL that matches nothing: JSON under /api/ (as every API answer), else the page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception)

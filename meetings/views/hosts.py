@@ -15,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from meetings import errors, selectors
+from meetings.audit import audit_refusal
 from meetings.authentication import has_second_factor, signed_in_user
 from meetings.forms import BookingForm
 from meetings.middleware import join_page
@@ -73,6 +74,7 @@ def meeting_book(request: HttpRequest) -> HttpResponse:
                 host_has_second_factor=has_second_factor(request),
             )
         except errors.Refused as refused:
+            audit_refusal(request=request, code=refused.code, status=400, message=refused.message)
             for violation in refused.violations:
                 form.add_error(violation.field if violation.field in form.fields else None, violation.message)
         else:
@@ -150,8 +152,18 @@ def meeting_invitations(request: HttpRequest, meeting_id: str) -> HttpResponse:
                     host_has_second_factor=has_second_factor(request),
                 )
             except errors.Refused as refused:
+                audit_refusal(
+                    request=request, code=refused.code, status=400, message=refused.message, meeting=meeting
+                )
                 problems = [v.message for v in refused.violations]
             except errors.ServiceError as error:
+                audit_refusal(
+                    request=request,
+                    code=error.code,
+                    status=error.status,
+                    message=error.message,
+                    meeting=meeting,
+                )
                 problems, status = [error.message], error.status
             else:
                 messages.success(request, f"Invited {len(created)} people.")
@@ -347,6 +359,9 @@ def meeting_edit(request: HttpRequest, meeting_id: str) -> HttpResponse:
                 host_has_second_factor=has_second_factor(request),
             )
         except errors.Refused as refused:
+            audit_refusal(
+                request=request, code=refused.code, status=400, message=refused.message, meeting=meeting
+            )
             for violation in refused.violations:
                 form.add_error(violation.field if violation.field in form.fields else None, violation.message)
         except errors.ServiceError as error:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from meetings import errors, policy, selectors
+from meetings.audit import audit_refusal
 from meetings.authentication import (
     client_address,
     has_second_factor,
@@ -105,6 +106,13 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
         except errors.LinkGone as gone:
             return _gone(request, gone.state, meeting)
         except errors.Refused as refused:
+            audit_refusal(
+                request=request,
+                code="redemption_refused",
+                status=403,
+                message=refused.message,
+                meeting=meeting,
+            )
             return render(request, "meetings/link_confirm.html", {**context, "refused": refused}, status=403)
         request.session[SESSION_KEY] = {**_bound(request), str(invitation.pk): join_link.pk}
         chosen = name_form.cleaned_data["display_name"]
