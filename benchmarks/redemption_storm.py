@@ -75,10 +75,10 @@ def main() -> None:
             token_sets.append(tokens)
         audit_seal()
 
-        sealing = threading.Event()
+        stop_sealing = threading.Event()
 
         def sealer() -> None:  # what beat's audit-seal does, every 2 s
-            while not sealing.wait(2):
+            while not stop_sealing.wait(2):
                 audit_seal()
 
         seal_thread = threading.Thread(target=sealer, daemon=True)
@@ -106,7 +106,7 @@ def main() -> None:
                     harness.wrk_line(
                         "POST",
                         f"/j/{token}/",
-                        f"csrfmiddlewaretoken={csrf}",
+                        f"csrfmiddlewaretoken={csrf}&display_name=Person+{n}",
                         {
                             "Content-Type": "application/x-www-form-urlencoded",
                             "Cookie": f"csrftoken={csrf}",
@@ -126,7 +126,7 @@ def main() -> None:
                 f"answers {storm.statuses}, errors {storm.errors}; ratio {storm.rate / bare.rate:.2f}",
                 flush=True,
             )
-        sealing.set()
+        stop_sealing.set()
         seal_thread.join()
         audit_seal()
         audited = AuditEvent.objects.filter(action="invitation_redeemed").count()

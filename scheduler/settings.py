@@ -257,7 +257,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # batch tasks) cannot hold it past verify_audit's one-minute limit: every worker started
 # without -Q consumes both queues, taking from each in turn.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = {"celery": {}, "audit": {}}
+CELERY_TASK_QUEUES: dict[str, dict[str, Any]] = {"celery": {}, "audit": {}}
 CELERY_TASK_ROUTES = {"meetings.tasks.audit_seal": {"queue": "audit"}}
 CELERY_BEAT_SCHEDULE = {
     "outbox-flush": {
@@ -289,18 +289,20 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    # DRF's three, with JSON nested too deeply for the decoder a 400 rather than a 500.
-    "DEFAULT_PARSER_CLASSES": [
-        "meetings.parsers.BoundedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
-    "EXCEPTION_HANDLER": "meetings.api.exception_handler",
+    # JSON bodies only (415 for any other): one media type per body in the schema, which
+    # generated clients need. JSON nested too deeply for the decoder is a 400, not a 500.
+    "DEFAULT_PARSER_CLASSES": ["meetings.parsers.BoundedJSONParser"],
+    "EXCEPTION_HANDLER": "meetings.api_errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Antechamber API",
-    "DESCRIPTION": "Book policy-checked meetings. Authenticate with `Authorization: Token <key>`.",
+    "DESCRIPTION": (
+        "Book policy-checked meetings. Authenticate with `Authorization: Token <key>` or "
+        "`Authorization: Bearer <key>`. Bodies are JSON."
+    ),
     "VERSION": "1.0.0",
+    # Where this deployment answers (paths in the document start with /api/v1/).
+    "SERVERS": [{"url": SITE_URL}],
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # Served from our own static files: no CDN, and nothing the CSP would have to allow.
@@ -440,6 +442,12 @@ LOGGING = {
 # attempt is refused (429) until the window passes; per client address, a looser limit.
 ANTECHAMBER_JOIN_MEETING_FAILURES = env.int("ANTECHAMBER_JOIN_MEETING_FAILURES", default=10)
 ANTECHAMBER_JOIN_CLIENT_FAILURES = env.int("ANTECHAMBER_JOIN_CLIENT_FAILURES", default=50)
+# Invitations: at most this many addresses in one request, and new invitees per meeting per hour.
+ANTECHAMBER_INVITES_PER_REQUEST = env.int("ANTECHAMBER_INVITES_PER_REQUEST", default=500)
+ANTECHAMBER_INVITES_PER_MEETING_PER_HOUR = env.int("ANTECHAMBER_INVITES_PER_MEETING_PER_HOUR", default=2000)
+# Waiting-room entries by passcode per meeting and window, successful ones included.
+ANTECHAMBER_JOIN_ENTRIES_PER_SESSION = env.int("ANTECHAMBER_JOIN_ENTRIES_PER_SESSION", default=5)
+ANTECHAMBER_JOIN_ENTRIES_PER_ADDRESS = env.int("ANTECHAMBER_JOIN_ENTRIES_PER_ADDRESS", default=30)
 ANTECHAMBER_JOIN_WINDOW_SECONDS = env.int("ANTECHAMBER_JOIN_WINDOW_SECONDS", default=15 * 60)
 # How long after its scheduled end a meeting the host did not end still takes joiners.
 ANTECHAMBER_JOIN_GRACE_MINUTES = env.int("ANTECHAMBER_JOIN_GRACE_MINUTES", default=60)

@@ -26,7 +26,9 @@ def booking_body(**overrides):
 
 
 def row_counts():
-    return (Meeting.objects.count(), AuditEvent.objects.count(), OutboundMessage.objects.count())
+    """Rows a refused request must not write (its own refusal audit row aside)."""
+    audited = AuditEvent.objects.exclude(action="request_refused").count()
+    return (Meeting.objects.count(), audited, OutboundMessage.objects.count())
 
 
 def totp_now(device) -> str:

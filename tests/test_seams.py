@@ -152,15 +152,97 @@ def test_every_host_action_at_an_mfa_level_needs_the_second_factor(
     invitation = Invitation.objects.get(meeting=meeting)
     path = f"/meetings/{meeting.display_id}/" + action.format(entry=entry.pk, invitation=invitation.pk) + "/"
     body = {"emails": "ben@example.org"} if action == "invitations" else {}
-    before = (AuditEvent.objects.count(), OutboundMessage.objects.count())
+    actions = AuditEvent.objects.exclude(action="request_refused")
+    before = (actions.count(), OutboundMessage.objects.count())
 
     refused = alice_web.post(path, body)
     assert refused.status_code == 403, (action, refused.status_code)
     assert "second factor" in refused.content.decode()
-    assert (AuditEvent.objects.count(), OutboundMessage.objects.count()) == before
+    assert (actions.count(), OutboundMessage.objects.count()) == before
+    assert AuditEvent.objects.get(action="request_refused").subject == "second_factor_required"
     assert Meeting.objects.get(pk=meeting.pk).status == Meeting.Status.SCHEDULED
     assert LobbyEntry.objects.get(pk=entry.pk).status == LobbyEntry.Status.WAITING
 
     if action not in ("unlock",):  # unlocking an unlocked meeting is refused for another reason
         allowed = verified_client(alice).post(path, body)
         assert allowed.status_code in (200, 302), (action, allowed.status_code)
+
+
+# --- Refusals are audited --------------------------------------------------------------------
+
+
+def test_policy_permission_and_redemption_refusals_leave_an_audit_row(alice_api, bob_api, django_user_model):
+    refused = alice_api.post(
+        "/api/v1/meetings/", booking_body(classification="secret", dial_in=True), format="json"
+    )
+    assert refused.status_code == 400
+    assert bob_api.patch("/api/v1/classifications/official/", {"rank": 5}, format="json").status_code == 403
+    booked = alice_api.post(
+        "/api/v1/meetings/",
+        booking_body(classification="secret", invitees=["sam@example.org"]),
+        format="json",
+    )
+    token = token_of(OutboundMessage.objects.get(kind="invitation"))
+    assert Client().post(f"/j/{token}/").status_code == 403  # SECRET: no guests
+    rows = list(AuditEvent.objects.filter(action="request_refused").order_by("id"))
+    assert [(row.detail["status"], row.subject) for row in rows] == [
+        (400, "refused"),
+        (403, "permission_denied"),
+        (403, "redemption_refused"),
+    ]
+    assert rows[0].actor_label == "alice" and rows[1].actor_label == "bob"
+    assert rows[2].meeting_public_id == booked.json()["id"].replace("-", "")
+    assert all(token not in str(row.detail) + row.subject for row in rows)
+
+
+# --- Invitations are capped --------------------------------------------------------------------
+
+
+def test_invitations_per_request_and_per_meeting_hour_are_capped(alice_api, settings):
+    settings.ANTECHAMBER_INVITES_PER_REQUEST = 3
+    settings.ANTECHAMBER_INVITES_PER_MEETING_PER_HOUR = 5
+    many = [f"p{n}@example.org" for n in range(4)]
+    refused = alice_api.post("/api/v1/meetings/", booking_body(invitees=many), format="json")
+    assert refused.status_code == 400 and "At most 3" in refused.json()["invitees"][0]
+    booked = alice_api.post("/api/v1/meetings/", booking_body(invitees=many[:3]), format="json").json()
+    url = f"/api/v1/meetings/{booked['id']}/invitations/"
+    assert alice_api.post(url, {"emails": many[3:] + ["q@example.org"]}, format="json").status_code == 201
+    limited = alice_api.post(url, {"emails": ["r@example.org"]}, format="json")
+    assert limited.status_code == 429 and limited.json()["code"] == "invitations_limited"
+    assert Invitation.objects.count() == 5
+
+
+# --- The admin validates and audits levels like the API -----------------------------------------
+
+
+def test_the_admin_refuses_a_domain_string_and_creates_levels_through_the_service(carol, verified_client):
+    from meetings.admin import ClassificationLevelForm
+    from meetings.models import ClassificationLevel
+
+    official = ClassificationLevel.objects.get(code="official")
+    data = {
+        field: getattr(official, field)
+        for field in ClassificationLevelForm.Meta.fields
+        if field not in ("code", "allowed_invitee_domains")
+    }
+    form = ClassificationLevelForm(
+        data={**data, "allowed_invitee_domains": '"example.gov.uk"'}, instance=official
+    )
+    assert not form.is_valid() and "allowed_invitee_domains" in form.errors
+
+    from django.contrib.auth.models import Permission
+
+    carol.user_permissions.add(Permission.objects.get(codename="add_classificationlevel"))
+    staff = verified_client(carol)
+    new = {
+        **{k: v for k, v in data.items() if not isinstance(v, bool) or v},
+        "code": "restricted",
+        "name": "RESTRICTED",
+        "rank": 15,
+        "allowed_invitee_domains": '["Example.GOV.uk"]',
+    }
+    response = staff.post("/admin/meetings/classificationlevel/add/", new)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    created = ClassificationLevel.objects.get(code="restricted")
+    assert created.allowed_invitee_domains == ["example.gov.uk"]  # cleaned as the API cleans it
+    assert AuditEvent.objects.filter(action="level_created", subject="restricted").count() == 1

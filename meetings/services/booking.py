@@ -112,6 +112,7 @@ def meeting_book(
 
     if violations := violations_for(classification):
         raise errors.Refused(violations)
+    invitations.check_invite_caps(meeting=None, count=len(wanted), field="invitees", now=now)
     # The argon2 work happens outside the transaction, so no lock is held during it.
     passcode, bits = credentials.new_passcode(policy.required_passcode_bits(classification))
     passcode_hash = credentials.hash_passcode(passcode)

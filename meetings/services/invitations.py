@@ -3,7 +3,7 @@ that tells invitees about changes."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -81,6 +81,27 @@ def _send_links(
     outbox.outbox_write(rows)
 
 
+def check_invite_caps(*, meeting: Meeting | None, count: int, field: str, now: datetime) -> None:
+    """At most ANTECHAMBER_INVITES_PER_REQUEST addresses at once (400 naming the field), and
+    ANTECHAMBER_INVITES_PER_MEETING_PER_HOUR new invitees per meeting (429)."""
+    per_request = settings.ANTECHAMBER_INVITES_PER_REQUEST
+    if count > per_request:
+        raise errors.Refused(
+            [policy.Violation(field, f"At most {per_request} addresses at once; this request has {count}.")],
+            code="too_many_invitees",
+        )
+    if meeting is None:
+        return
+    per_hour = settings.ANTECHAMBER_INVITES_PER_MEETING_PER_HOUR
+    recent = Invitation.objects.filter(meeting=meeting, created_at__gte=now - timedelta(hours=1)).count()
+    if recent + count > per_hour:
+        raise errors.Limited(
+            f"This meeting has invited {recent} people in the last hour; at most {per_hour} an hour. "
+            "Try again later.",
+            code="invitations_limited",
+        )
+
+
 def invite(*, meeting: Meeting, actor: User, emails_to_invite: list[str], now: datetime) -> list[Invitation]:
     """Create invitations with their links and mail. Call holding the meeting (or booking it)."""
     invitations = Invitation.objects.bulk_create(
@@ -107,6 +128,7 @@ def invitations_create(
         meeting = locking.meeting_for_update(meeting.pk)
         refuse_if_closed(meeting, now, action="changed")
         require_host_factor(meeting, host_has_second_factor)
+        check_invite_caps(meeting=meeting, count=len(wanted), field="emails", now=now)
         violations = policy.invitee_violations(meeting.classification, wanted, field="emails")
         existing = dict(
             Invitation.objects.filter(meeting=meeting, email__in=wanted).values_list("email", "revoked_at")

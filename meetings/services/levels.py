@@ -34,6 +34,17 @@ LEVEL_CHANGEABLE = (
 )
 
 
+def level_create(*, actor: User, code: str, values: dict[str, Any]) -> ClassificationLevel:
+    """A new level (policy admins, in the admin), audited like every change of policy."""
+    unknown = set(values) - set(LEVEL_CHANGEABLE)
+    if unknown:
+        raise ValueError(f"not settable: {sorted(unknown)}")
+    with transaction.atomic():
+        level = ClassificationLevel.objects.create(code=code, **values)
+        audit_record(action="level_created", actor=actor, subject=code, detail=values)
+    return level
+
+
 def level_update(
     *, level: ClassificationLevel, actor: User, changes: dict[str, Any]
 ) -> tuple[ClassificationLevel, int]:

@@ -19,6 +19,10 @@ from meetings.services.checks import refuse_if_over, require_host_factor
 WRONG_PASSCODE = "Unknown meeting ID or wrong passcode."
 LIMITED = "Too many attempts for this meeting or from your address. Try again later."
 LIMITER_DOWN = "Joining with a passcode is unavailable right now. Try again in a few minutes."
+ENTRIES_LIMITED = (
+    "You have entered this meeting's waiting room too often from here. Wait a few minutes, "
+    "or ask the host to admit you."
+)
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,12 @@ def lobby_join_by_passcode(
     display_name: str,
     user: User | None,
     client_address: str,
+    client_session: str = "",
 ) -> Entered:
     """Join with meeting ID and passcode: limits first, then argon2, then policy.
+
+    `client_session`: the browser session's key, where there is one: entries are limited
+    per session and per address (limits.reserve_entry), successful ones included.
 
     Raises JoinDenied. No lock is held during the argon2 work; the policy decision is
     made again on the meeting read under its lock (lobby_enter's `check`).
@@ -105,6 +113,40 @@ def lobby_join_by_passcode(
         raise errors.JoinDenied("unavailable", LIMITER_DOWN) from exc
     if isinstance(reservation, limits.Limited):
         raise errors.JoinDenied("limited", LIMITED)
+    try:
+        entry_slots = limits.reserve_entry(
+            public_id=public_id, address=client_address, session_key=client_session
+        )
+    except limits.LimiterUnavailable as exc:
+        limits.release(reservation)
+        raise errors.JoinDenied("unavailable", LIMITER_DOWN) from exc
+    if isinstance(entry_slots, limits.Limited):
+        limits.release(reservation)
+        raise errors.JoinDenied("limited", ENTRIES_LIMITED)
+    try:
+        return _join_checked(
+            public_id=public_id,
+            passcode=passcode,
+            display_name=display_name,
+            user=user,
+            client_address=client_address,
+            reservation=reservation,
+        )
+    except Exception:
+        limits.release_entry(entry_slots)
+        raise
+
+
+def _join_checked(
+    *,
+    public_id: str,
+    passcode: str,
+    display_name: str,
+    user: User | None,
+    client_address: str,
+    reservation: limits.Reservation,
+) -> Entered:
+    """lobby_join_by_passcode once the limits let the attempt through."""
 
     meeting = Meeting.objects.select_related("classification", "host").filter(public_id=public_id).first()
     # SECURITY: an unknown ID costs the same argon2 work as a wrong passcode, and both
@@ -265,34 +307,24 @@ def _lobby_decide(
     return entry
 
 
-def lobby_admit(*, meeting: Meeting, entry_id: int, actor: User, host_has_second_factor: bool) -> LobbyEntry:
-    return _lobby_decide(
-        meeting=meeting,
-        entry_id=entry_id,
-        actor=actor,
-        decision="admit",
-        host_has_second_factor=host_has_second_factor,
-    )
+def _decision(decision: str) -> Callable[..., LobbyEntry]:
+    def decide(*, meeting: Meeting, entry_id: int, actor: User, host_has_second_factor: bool) -> LobbyEntry:
+        return _lobby_decide(
+            meeting=meeting,
+            entry_id=entry_id,
+            actor=actor,
+            decision=decision,
+            host_has_second_factor=host_has_second_factor,
+        )
+
+    decide.__name__ = decide.__qualname__ = f"lobby_{decision}"
+    decide.__doc__ = f"The host's {decision!r} of one waiting-room entry (see _DECISIONS)."
+    return decide
 
 
-def lobby_deny(*, meeting: Meeting, entry_id: int, actor: User, host_has_second_factor: bool) -> LobbyEntry:
-    return _lobby_decide(
-        meeting=meeting,
-        entry_id=entry_id,
-        actor=actor,
-        decision="deny",
-        host_has_second_factor=host_has_second_factor,
-    )
-
-
-def lobby_remove(*, meeting: Meeting, entry_id: int, actor: User, host_has_second_factor: bool) -> LobbyEntry:
-    return _lobby_decide(
-        meeting=meeting,
-        entry_id=entry_id,
-        actor=actor,
-        decision="remove",
-        host_has_second_factor=host_has_second_factor,
-    )
+lobby_admit = _decision("admit")
+lobby_deny = _decision("deny")
+lobby_remove = _decision("remove")
 
 
 def lobby_admit_all(*, meeting: Meeting, actor: User, host_has_second_factor: bool) -> int:

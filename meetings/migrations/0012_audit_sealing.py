@@ -23,7 +23,7 @@ def seal_existing(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("meetings", "0009_outbox_sealed_link")]
+    dependencies = [("meetings", "0011_host_profile")]
 
     operations = [
         migrations.AddField(
