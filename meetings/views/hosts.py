@@ -170,7 +170,13 @@ def meeting_invitations(request: HttpRequest, meeting_id: str) -> HttpResponse:
     return render(
         request,
         "meetings/invitations.html",
-        {"meeting": meeting, "rows": states, "errors": problems, "typed": typed},
+        {
+            "meeting": meeting,
+            "rows": states,
+            "errors": problems,
+            "typed": typed,
+            "unready_invitees": selectors.invitees_without_second_factor(meeting),
+        },
         status=status if problems else 200,
     )
 
@@ -284,7 +290,11 @@ def meeting_booked(request: HttpRequest, meeting_id: str) -> HttpResponse:
     return render(
         request,
         "meetings/meeting_booked.html",
-        {"meeting": meeting, "passcode": take_shown_once(request, meeting)},
+        {
+            "meeting": meeting,
+            "passcode": take_shown_once(request, meeting),
+            "unready_invitees": selectors.invitees_without_second_factor(meeting),
+        },
     )
 
 
