@@ -51,6 +51,7 @@ def meeting_book(request: HttpRequest) -> HttpResponse:
                 cloud_recording=data["cloud_recording"],
                 dial_in=data["dial_in"],
                 waiting_room=data["waiting_room"],
+                e2ee=data["e2ee"],
                 invitees=data["invitees"],
                 host_has_second_factor=has_second_factor(request),
             )
