@@ -1,7 +1,7 @@
 from django.urls import path
 
 from meetings import api
-from meetings.views import hosts, participants
+from meetings.views import e2ee, hosts, participants
 
 app_name = "meetings"
 
@@ -28,11 +28,13 @@ urlpatterns = [
         name="lobby_decide",
     ),
     path("meetings/<str:meeting_id>/room/", hosts.meeting_room_host, name="host_room"),
+    path("meetings/<str:meeting_id>/room/e2ee/", e2ee.host_keys, name="host_e2ee_keys"),
     path("meetings/<str:meeting_id>/<str:action>/", hosts.meeting_lifecycle, name="lifecycle"),
     path("join/", participants.join, name="join"),
     path("join/<int:entry_id>/", participants.join_waiting, name="join_waiting"),
     path("join/<int:entry_id>/status/", participants.join_status, name="join_status"),
     path("join/<int:entry_id>/room/", participants.join_room, name="join_room"),
+    path("join/<int:entry_id>/room/e2ee/", e2ee.participant_keys, name="join_e2ee_keys"),
 ]
 
 api_urlpatterns = [

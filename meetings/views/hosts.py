@@ -20,6 +20,7 @@ from meetings.models import Meeting
 from meetings.serializers import InvitationOutput
 from meetings.services import booking, invitations, lifecycle, lobby
 from meetings.views.common import default_name, host_meeting, option_rows, refusal_page, second_factor_url
+from meetings.views.e2ee import with_key_relay
 
 
 @login_required
@@ -269,7 +270,11 @@ def meeting_room_host(request: HttpRequest, meeting_id: str) -> HttpResponse:
             "display_name": f"{name} (host)",
             "people": selectors.people_in(meeting),
             "options": option_rows(meeting, with_waiting_room=False),
-            "media": selectors.media_for_host(meeting, f"{name} (host)"),
+            "media": with_key_relay(
+                request,
+                selectors.media_for_host(meeting, f"{name} (host)"),
+                reverse("meetings:host_e2ee_keys", kwargs={"meeting_id": meeting.display_id}),
+            ),
             "media_configured": selectors.media_configured(),
         },
     )
