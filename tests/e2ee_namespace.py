@@ -42,6 +42,10 @@ BROKEN_SENDER_TRANSFORM = """
 Object.defineProperty(RTCRtpSender.prototype, "transform", { set() {}, get() { return null; } });
 """
 
+ONLY_ENCODED_STREAMS = """
+delete window.RTCRtpScriptTransform;
+"""
+
 NO_TRANSFORM_API = """
 delete window.RTCRtpScriptTransform;
 delete RTCRtpSender.prototype.createEncodedStreams;
@@ -64,9 +68,10 @@ async (selector) => {
       }
     });
   }
-  const out = { framesDecoded, bytesReceived, packetsReceived, fps, width: 0, height: 0, rgb: null,
+  const out = { framesDecoded, bytesReceived, packetsReceived, fps, width: 0, height: 0, rgb: null, tileFrames: 0,
     path: location.pathname };
   if (!video || !video.videoWidth) return out;
+  out.tileFrames = video.getVideoPlaybackQuality().totalVideoFrames; // this video element's own
   out.width = video.videoWidth;
   out.height = video.videoHeight;
   const canvas = document.createElement("canvas");
@@ -400,7 +405,8 @@ def drive(url: str, janus_url: str, rooms: dict, workdir: Path) -> dict:
 
             # 4. Erin joins: a new security code, the same for everyone.
             step("Erin joins")
-            erin = page_in(browsers["erin"])
+            # Erin's browser has only the older API (createEncodedStreams): the other path.
+            erin = page_in(browsers["erin"], init=ONLY_ENCODED_STREAMS)
             erin.context.add_cookies([{**erin_seat["cookie"], "url": url}])
             erin.goto(f"{url}/join/{erin_seat['entry']}/room/")
             erin.click("#media-join")
@@ -411,6 +417,7 @@ def drive(url: str, janus_url: str, rooms: dict, workdir: Path) -> dict:
                 )
             )
             result["codes_three"] = {"alice": code_of(alice), "dana": code_of(dana), "erin": code_of(erin)}
+            result["erin_api"] = erin.evaluate("() => window.AntechamberE2ee.transformApi()")
             result["erin_sees_alice_wait"] = wait_playing(erin, REMOTE.format(feed=secret["host_feed"]))
             result["alice_sees_erin_wait"] = wait_playing(alice, REMOTE.format(feed=erin_seat["feed"]))
 
@@ -430,7 +437,7 @@ def drive(url: str, janus_url: str, rooms: dict, workdir: Path) -> dict:
             result["dana_page_after"] = dana.evaluate(PAGE_STATE)
             alice_after = alice.evaluate(SAMPLE, alice_remote_erin)
             result["alice_sees_erin_after"] = {
-                "frames_during": alice_after["framesDecoded"] - alice_before["framesDecoded"],
+                "frames_during": alice_after["tileFrames"] - alice_before["tileFrames"],
                 **alice_after,
             }
             result["encrypted_after_removal"] = bool(

@@ -95,9 +95,20 @@ def test_a_removed_participant_stops_decoding_within_5_seconds_and_the_others_ca
     assert carried_on["frames_during"] > 30, report(run)
     assert close_to(carried_on["rgb"], COLOURS["erin"]), report(run)
     assert run["encrypted_after_removal"], report(run)
+    # Her picture left the others' pages.
+    dana = str(run["feeds"]["dana"])
+    assert all(dana not in [feed for feed, _ in tiles] for tiles in run["tiles_after_removal"].values()), (
+        report(run)
+    )
     # Those still in made new sender keys, so Dana could not read what follows.
     before, after = run["send_keys"]["before"], run["send_keys"]["after"]
     assert all(after[who] and after[who] != before[who] for who in ("alice", "erin")), report(run)
+
+
+def test_a_browser_with_only_the_older_encoded_streams_api_takes_part(run):
+    # Erin's page had createEncodedStreams and no RTCRtpScriptTransform: the other path.
+    assert run["erin_api"] == "streams", report(run)
+    assert close_to(run["alice_sees_erin_after"]["rgb"], COLOURS["erin"]), report(run)
 
 
 def test_a_browser_without_an_encoded_transform_api_is_refused_and_never_connects(run):

@@ -275,6 +275,8 @@
             if (msg.publishers) subscribeTo(msg.publishers);
             if (msg.unpublished !== undefined && msg.unpublished !== "ok") dropFeed(msg.unpublished);
             if (msg.leaving !== undefined && msg.leaving !== "ok") dropFeed(msg.leaving);
+            // Someone else was removed by the host: their tile goes (and with it their streams).
+            if (msg.kicked !== undefined) dropFeed(msg.kicked);
             if (msg.leaving === "ok" && msg.reason === "kicked") {
               leave("The host removed you from the audio and video.");
               return;
