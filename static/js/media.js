@@ -269,7 +269,7 @@
             publish();
             subscribeTo(msg.publishers);
           } else if (event === "destroyed") {
-            leave("The meeting's media room was closed.");
+            leave("The meeting's media room was closed (or changed, e.g. to end-to-end encryption): reload the page to join again if the meeting goes on.");
             return;
           } else if (event === "event") {
             if (msg.publishers) subscribeTo(msg.publishers);
