@@ -41,6 +41,9 @@ def configure(*, redis_url: str, smtp_port: int | None = None, **extra: str) -> 
         "ANTECHAMBER_CACHE_PREFIX": "bench",
         "DJANGO_DEBUG": "0",
         "DJANGO_LOG_LEVEL": "WARNING",
+        # The fan-out and storm benchmarks invite thousands at once, beyond the default caps.
+        "ANTECHAMBER_INVITES_PER_REQUEST": "5000",
+        "ANTECHAMBER_INVITES_PER_MEETING_PER_HOUR": "20000",
         **({"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port)} if smtp_port else {}),
         **extra,
     }

@@ -33,6 +33,7 @@ def main() -> None:
         from django.contrib.auth.models import User
         from django.utils import timezone
 
+        from meetings import sealing
         from meetings.models import AuditEvent, ClassificationLevel, JoinLink, OutboundMessage
         from meetings.services import booking, invitations
 
@@ -52,9 +53,10 @@ def main() -> None:
                 emails_to_invite=[f"person{i}@example.org" for i in range(INVITEES)],
                 host_has_second_factor=True,
             )
-        # The raw tokens exist only in the mail: read them back from the outbox rows.
+        # The raw tokens exist only in the mail: open the outbox rows' sealed links, as sending does.
         tokens = [
-            LINK.search(body).group(1) for body in OutboundMessage.objects.values_list("body_text", flat=True)
+            LINK.search(sealing.unseal(sealed, row_id=message_id)).group(1)
+            for sealed, message_id in OutboundMessage.objects.values_list("sealed_link", "message_id")
         ]
         assert len(set(tokens)) == INVITEES
 

@@ -3,16 +3,39 @@ import itertools
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest, StreamingHttpResponse
 
 from meetings.authentication import signed_in_user
 from meetings.models import ApiToken, AuditEvent, ClassificationLevel, Meeting, OutboundMessage
+from meetings.serializers import LevelUpdateInput
 from meetings.services import levels
+
+
+class ClassificationLevelForm(forms.ModelForm):
+    """Validates every field exactly as the API does (serializers.LevelUpdateInput): a
+    domain list must be a list of domain names, not a string."""
+
+    class Meta:
+        model = ClassificationLevel
+        fields = ("code", *levels.LEVEL_CHANGEABLE)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        data = {name: cleaned[name] for name in levels.LEVEL_CHANGEABLE if name in cleaned}
+        parsed = LevelUpdateInput(data=data, context={"level": self.instance if self.instance.pk else None})
+        if not parsed.is_valid():
+            for field, messages in parsed.errors.items():
+                self.add_error(field if field in self.fields else None, [str(m) for m in messages])
+            return cleaned
+        cleaned.update(parsed.validated_data)
+        return cleaned
 
 
 @admin.register(ClassificationLevel)
 class ClassificationLevelAdmin(admin.ModelAdmin):
+    form = ClassificationLevelForm
     list_display = (
         "name",
         "code",
@@ -38,7 +61,13 @@ class ClassificationLevelAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ClassificationLevel, form: Any, change: bool) -> None:
         if not change:
-            super().save_model(request, obj, form, change)
+            # Through the service too, so a new level is audited like a changed one.
+            values = {
+                name: form.cleaned_data[name] for name in levels.LEVEL_CHANGEABLE if name in form.cleaned_data
+            }
+            created = levels.level_create(actor=signed_in_user(request), code=obj.code, values=values)
+            obj.pk = created.pk
+            obj.refresh_from_db()
             return
         # Through the service, so a tightening here reaches meetings exactly as over the API.
         changes = {

@@ -8,13 +8,21 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from meetings import errors, selectors
-from meetings.authentication import client_address, has_second_factor, lobby_secret_bind, signed_in_user
+from meetings.audit import audit_refusal
+from meetings.authentication import (
+    client_address,
+    has_second_factor,
+    lobby_secret_bind,
+    session_key_for,
+    signed_in_user,
+)
 from meetings.middleware import JOIN_HEADERS
 from meetings.models import ClassificationLevel, Invitation, Meeting
 from meetings.serializers import (
@@ -28,6 +36,7 @@ from meetings.serializers import (
     LevelUpdateInput,
     LobbyEntryOutput,
     MeetingBookInput,
+    MeetingLevelInput,
     MeetingOutput,
     MeetingUpdateInput,
     MeetingWithPasscodeOutput,
@@ -59,9 +68,16 @@ def responses(ok: Any, *errors: int, ok_status: int = 200) -> dict[int, Any]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus every service error (meetings.errors) with its status and code."""
+    request = context.get("request")
     if isinstance(exc, errors.ServiceError):
-        headers = JOIN_HEADERS if isinstance(exc, errors.JoinDenied) else None
-        return Response(exc.as_dict(), status=exc.status, headers=headers)
+        if isinstance(exc, errors.JoinDenied):
+            # Failed guesses have their own audit (services.lobby), bounded by the limiter.
+            return Response(exc.as_dict(), status=exc.status, headers=JOIN_HEADERS)
+        if request is not None and not isinstance(exc, errors.NotFound):
+            audit_refusal(request=request, code=exc.code, status=exc.status, message=exc.message)
+        return Response(exc.as_dict(), status=exc.status)
+    if isinstance(exc, PermissionDenied) and request is not None and request.user.is_authenticated:
+        audit_refusal(request=request, code="permission_denied", status=403, message=str(exc.detail))
     if isinstance(exc, TooManyFieldsSent | TooManyFilesSent | RequestDataTooBig):
         # Django's own limits on a request body: a JSON 400 like any other bad input,
         # rather than the site's HTML error page (found by fuzzing the API).
@@ -166,11 +182,41 @@ class MeetingDetailApi(APIView):
         return Response(output, headers={"Cache-Control": "no-store"})
 
 
+class MeetingLevelApi(APIView):
+    """Policy admins (staff with a second factor) raise or lower any meeting's level.
+
+    Hosts raise their own meetings' level with PATCH; lowering (declassifying) is only
+    here, or a staff host's own PATCH: booking.meeting_update refuses it otherwise.
+    """
+
+    permission_classes = [permissions.IsAuthenticated, IsStaffWithSecondFactor]
+
+    @extend_schema(request=MeetingLevelInput, responses=responses(MeetingOutput, 400, 403, 404, 409))
+    def post(self, request: Request, meeting_id: str) -> Response:
+        meeting = selectors.meeting_for_staff(meeting_id)
+        if meeting is None:
+            raise Http404("No such meeting.")
+        serializer = MeetingLevelInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        updated = booking.meeting_update(
+            meeting=meeting,
+            actor=signed_in_user(request),
+            changes={"classification": serializer.validated_data["classification"]},
+            host_has_second_factor=has_second_factor(request),
+        )
+        output = MeetingOutput(updated.meeting).data
+        if updated.passcode is not None:
+            output["passcode"] = updated.passcode
+        return Response(output, headers={"Cache-Control": "no-store"})
+
+
 class MeetingCancelApi(APIView):
     @extend_schema(request=None, responses=responses(MeetingOutput, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = booking.meeting_cancel(
-            meeting=_host_meeting(request, meeting_id), actor=signed_in_user(request)
+            meeting=_host_meeting(request, meeting_id),
+            actor=signed_in_user(request),
+            host_has_second_factor=has_second_factor(request),
         )
         return Response(MeetingOutput(meeting).data)
 
@@ -277,6 +323,7 @@ class JoinApi(APIView):
             display_name=data["display_name"],
             user=user,
             client_address=client_address(request),
+            client_session=session_key_for(request),
         )
         lobby_secret_bind(request.session, entered.entry.pk, entered.secret)
         meeting = entered.entry.meeting
@@ -308,7 +355,12 @@ class LobbyDecisionApi(APIView):
             "deny": lobby.lobby_deny,
             "remove": lobby.lobby_remove,
         }[self.decision]
-        entry = decide(meeting=meeting, entry_id=entry_id, actor=signed_in_user(request))
+        entry = decide(
+            meeting=meeting,
+            entry_id=entry_id,
+            actor=signed_in_user(request),
+            host_has_second_factor=has_second_factor(request),
+        )
         return Response(LobbyEntryOutput(entry).data)
 
 
@@ -316,7 +368,9 @@ class LobbyAdmitAllApi(APIView):
     @extend_schema(request=None, responses=responses(AdmittedCountOutput, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
-        admitted = lobby.lobby_admit_all(meeting=meeting, actor=signed_in_user(request))
+        admitted = lobby.lobby_admit_all(
+            meeting=meeting, actor=signed_in_user(request), host_has_second_factor=has_second_factor(request)
+        )
         return Response({"admitted": admitted})
 
 
@@ -332,4 +386,7 @@ class MeetingLifecycleApi(APIView):
             "unlock": lifecycle.meeting_unlock,
             "end": lifecycle.meeting_end,
         }[self.action]
-        return Response(MeetingOutput(act(meeting=meeting, actor=signed_in_user(request))).data)
+        done = act(
+            meeting=meeting, actor=signed_in_user(request), host_has_second_factor=has_second_factor(request)
+        )
+        return Response(MeetingOutput(done).data)

@@ -159,3 +159,26 @@ def verify_chain(events: Iterable[Any] | None = None) -> ChainReport:
             )
         expected_prev = event.row_hash
     return ChainReport(rows=rows, head=expected_prev)
+
+
+def audit_refusal(
+    *, request: Any, code: str, status: int, message: str, meeting: Meeting | None = None
+) -> None:
+    """Record that a request was refused (a rule, a missing permission, a redemption).
+
+    SECURITY: names the view, never the path (a one-time link's path holds its token).
+    Its own transaction: the refused action's was rolled back.
+    """
+    match = getattr(request, "resolver_match", None)
+    audit_record(
+        action="request_refused",
+        actor=getattr(request, "user", None),
+        meeting=meeting,
+        subject=code,
+        detail={
+            "status": status,
+            "view": match.view_name if match is not None else "",
+            "method": request.method,
+            "message": message[:300],
+        },
+    )

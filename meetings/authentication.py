@@ -118,3 +118,12 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`Token <key>`; create one on the API tokens page or with `create_api_token`.",
         }
+
+
+def session_key_for(request: Any) -> str:
+    """This browser's session key, creating the session if it has none yet (a join binds
+    its waiting-room entry to the session anyway); limits count entries per session."""
+    session = request.session
+    if not session.session_key:
+        session.save()
+    return session.session_key or ""

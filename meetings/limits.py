@@ -171,3 +171,53 @@ def meeting_unlock(public_id: str) -> None:
         _cache().delete_many([meeting_key(public_id), notified_key(public_id)])
     except (RedisError, OSError) as exc:
         logger.warning("could not clear the join limit of a meeting: %s", exc)
+
+
+# --- Entries: how often one browser or address may enter one meeting's waiting room ----
+
+
+@dataclass(frozen=True)
+class EntrySlots:
+    """Entry slots held for one passcode attempt: kept if it enters, released if not."""
+
+    keys: tuple[str, ...]
+
+
+def entry_keys(*, public_id: str, address: str, session_key: str) -> tuple[str, ...]:
+    keys = [f"join:entries:{public_id}:addr:{address}"]
+    if session_key:
+        keys.append(f"join:entries:{public_id}:session:{session_key}")
+    return tuple(keys)
+
+
+def reserve_entry(*, public_id: str, address: str, session_key: str) -> EntrySlots | Limited:
+    """One entry slot per meeting for this address and this browser session, or Limited.
+
+    SECURITY: a right passcode is not a licence to fill the waiting room (and run argon2)
+    as often as one likes: successful entries count too, and stay counted for the window.
+    Checked before any argon2 work. Raises LimiterUnavailable when the cache is down.
+    """
+    keys = entry_keys(public_id=public_id, address=address, session_key=session_key)
+    limits = [settings.ANTECHAMBER_JOIN_ENTRIES_PER_ADDRESS, settings.ANTECHAMBER_JOIN_ENTRIES_PER_SESSION]
+    taken: list[str] = []
+    try:
+        for key, limit in zip(keys, limits, strict=False):
+            count = _reserve(key)
+            taken.append(key)
+            if count > limit:
+                for held in taken:
+                    _release(held)
+                return Limited("entries")
+    except (RedisError, OSError) as exc:
+        logger.error("join limiter unavailable: %s", exc)
+        raise LimiterUnavailable(str(exc)) from exc
+    return EntrySlots(keys=tuple(taken))
+
+
+def release_entry(slots: EntrySlots) -> None:
+    """The attempt did not enter (wrong passcode, refused): give the entry slots back."""
+    try:
+        for key in slots.keys:
+            _release(key)
+    except (RedisError, OSError) as exc:
+        logger.warning("join limiter release failed: %s", exc)

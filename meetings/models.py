@@ -390,6 +390,9 @@ class OutboundMessage(models.Model):
     body_html = models.TextField(blank=True)
     ics_method = models.CharField(max_length=10, blank=True)
     ics_text = models.TextField(blank=True)
+    # The one-time join link, sealed (meetings/sealing.py) until sent, then erased; the
+    # bodies hold sealing.LINK_PLACEHOLDER in its place.
+    sealed_link = models.TextField(blank=True)
     message_id = models.CharField(max_length=200, unique=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)

@@ -61,6 +61,14 @@ def meeting_for_host(host: AbstractBaseUser | AnonymousUser, raw_meeting_id: str
     return meetings_for_host(host).filter(public_id=public_id).first()
 
 
+def meeting_for_staff(raw_meeting_id: str) -> Meeting | None:
+    """Any host's meeting with this ID (for policy admins: callers check is_staff), or None."""
+    public_id = normalize_meeting_id(raw_meeting_id)
+    if public_id is None:
+        return None
+    return Meeting.objects.select_related("classification").filter(public_id=public_id).first()
+
+
 def invitations_for_meeting(meeting: Meeting) -> QuerySet[Invitation]:
     """Every invitee with its latest delivery and link state, in one query."""
     latest_message = OutboundMessage.objects.filter(invitation=OuterRef("pk")).order_by("-id")
@@ -132,6 +140,15 @@ def people_in(meeting: Meeting) -> list[str]:
         LobbyEntry.objects.filter(meeting_id=meeting.pk, status=LobbyEntry.Status.ADMITTED)
         .order_by("decided_at", "id")
         .values_list("display_name", flat=True)
+    )
+
+
+def invitation_link_stands(invitation: Invitation, link_id: int) -> bool:
+    """Whether a browser that redeemed this link may still come back with it: neither the
+    invitation nor the link was revoked (a revocation or a resend revokes every link)."""
+    return (
+        invitation.revoked_at is None
+        and JoinLink.objects.filter(pk=link_id, invitation=invitation, revoked_at__isnull=True).exists()
     )
 
 

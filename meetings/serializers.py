@@ -121,6 +121,10 @@ class MeetingBookInput(StrictSerializer):
         return attrs
 
 
+class MeetingLevelInput(StrictSerializer):
+    classification = LevelCodeField()
+
+
 class MeetingUpdateInput(StrictSerializer):
     """context["meeting"], when given, is the meeting changed: its zone, if the change keeps it."""
 

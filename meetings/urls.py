@@ -45,6 +45,11 @@ api_urlpatterns = [
     path("meetings/<str:meeting_id>/", api.MeetingDetailApi.as_view(), name="api-meeting"),
     path("meetings/<str:meeting_id>/cancel/", api.MeetingCancelApi.as_view(), name="api-meeting-cancel"),
     path(
+        "meetings/<str:meeting_id>/classification/",
+        api.MeetingLevelApi.as_view(),
+        name="api-meeting-classification",
+    ),
+    path(
         "meetings/<str:meeting_id>/passcode/", api.MeetingPasscodeApi.as_view(), name="api-meeting-passcode"
     ),
     path(

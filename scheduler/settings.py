@@ -369,6 +369,9 @@ ANTECHAMBER_REQUIRE_SERVICES = envbool("ANTECHAMBER_REQUIRE_SERVICES", False)
 ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS = env.int("ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS", default=600)
 ANTECHAMBER_OUTBOX_FLUSH_GRACE_SECONDS = env.int("ANTECHAMBER_OUTBOX_FLUSH_GRACE_SECONDS", default=30)
 # A failed send is retried after base, 2 x base, 4 x base ... seconds (at most an hour).
+# The key that seals one-time join links in outbox rows until they are sent (meetings/sealing.py).
+# Unset: derived from DJANGO_SECRET_KEY (with a label of its own). Never stored in the database.
+ANTECHAMBER_OUTBOX_KEY = env.str("ANTECHAMBER_OUTBOX_KEY", default="")
 ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS = env.int("ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS", default=30)
 if ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS < 1:
     raise ImproperlyConfigured("ANTECHAMBER_OUTBOX_RETRY_BASE_SECONDS must be at least 1.")
@@ -408,6 +411,12 @@ LOGGING = {
 # attempt is refused (429) until the window passes; per client address, a looser limit.
 ANTECHAMBER_JOIN_MEETING_FAILURES = env.int("ANTECHAMBER_JOIN_MEETING_FAILURES", default=10)
 ANTECHAMBER_JOIN_CLIENT_FAILURES = env.int("ANTECHAMBER_JOIN_CLIENT_FAILURES", default=50)
+# Invitations: at most this many addresses in one request, and new invitees per meeting per hour.
+ANTECHAMBER_INVITES_PER_REQUEST = env.int("ANTECHAMBER_INVITES_PER_REQUEST", default=500)
+ANTECHAMBER_INVITES_PER_MEETING_PER_HOUR = env.int("ANTECHAMBER_INVITES_PER_MEETING_PER_HOUR", default=2000)
+# Waiting-room entries by passcode per meeting and window, successful ones included.
+ANTECHAMBER_JOIN_ENTRIES_PER_SESSION = env.int("ANTECHAMBER_JOIN_ENTRIES_PER_SESSION", default=5)
+ANTECHAMBER_JOIN_ENTRIES_PER_ADDRESS = env.int("ANTECHAMBER_JOIN_ENTRIES_PER_ADDRESS", default=30)
 ANTECHAMBER_JOIN_WINDOW_SECONDS = env.int("ANTECHAMBER_JOIN_WINDOW_SECONDS", default=15 * 60)
 # How long after its scheduled end a meeting the host did not end still takes joiners.
 ANTECHAMBER_JOIN_GRACE_MINUTES = env.int("ANTECHAMBER_JOIN_GRACE_MINUTES", default=60)

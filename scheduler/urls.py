@@ -43,3 +43,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("", include("meetings.urls")),
 ]
+
+handler404 = "meetings.views.common.page_not_found"

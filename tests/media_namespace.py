@@ -164,7 +164,7 @@ def prepare(workdir: Path, janus) -> dict:
         waiting_room=True,
         host_has_second_factor=True,
     )
-    meeting = lifecycle.meeting_start(meeting=booked.meeting, actor=alice)
+    meeting = lifecycle.meeting_start(meeting=booked.meeting, actor=alice, host_has_second_factor=True)
     room = ConferenceRoom.objects.get(meeting=meeting)
     return {
         "pk": meeting.pk,

@@ -62,7 +62,7 @@ def test_host_and_participant_join_the_janus_room_from_their_pages(
 ):
     meeting, room = started_meeting(alice, "official")
     entered = lobby.lobby_enter(meeting=meeting, display_name="Dana", source=LobbyEntry.Source.PASSCODE)
-    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
+    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice, host_has_second_factor=True)
     entered.entry.refresh_from_db()
     room = ConferenceRoom.objects.get(pk=room.pk)
 
@@ -112,7 +112,7 @@ def test_without_janus_the_room_says_media_is_not_configured(media_browser, live
     settings.JANUS_URL = ""
     meeting, _room = started_meeting(alice, "official")
     entered = lobby.lobby_enter(meeting=meeting, display_name="Dana", source=LobbyEntry.Source.PASSCODE)
-    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
+    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice, host_has_second_factor=True)
     context = media_browser.new_context()
     try:
         page = context.new_page()

@@ -32,13 +32,13 @@ def started_meeting(host, level_code: str, cloud_recording: bool = False, e2ee: 
         e2ee=e2ee,
         host_has_second_factor=True,
     )
-    meeting = lifecycle.meeting_start(meeting=booked.meeting, actor=host)
+    meeting = lifecycle.meeting_start(meeting=booked.meeting, actor=host, host_has_second_factor=True)
     return meeting, ConferenceRoom.objects.get(meeting=meeting)
 
 
 def admitted(meeting, host, name: str) -> LobbyEntry:
     entered = lobby.lobby_enter(meeting=meeting, display_name=name, source=LobbyEntry.Source.PASSCODE)
-    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=host)
+    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=host, host_has_second_factor=True)
     entered.entry.refresh_from_db()
     assert entered.entry.media_token and entered.entry.media_feed_id
     return entered.entry
@@ -173,7 +173,7 @@ def test_only_admitted_tokens_join_and_removal_takes_the_token_and_kicks(janus, 
         assert in_room == admitted_feeds == {dana.media_feed_id, erin.media_feed_id}
 
         # The host removes Erin: her token goes and she is kicked.
-        lobby.lobby_remove(meeting=meeting, entry_id=erin.pk, actor=alice)
+        lobby.lobby_remove(meeting=meeting, entry_id=erin.pk, actor=alice, host_has_second_factor=True)
         people = dana_media.request({"request": "listparticipants", "room": room.number})
         assert {p["id"] for p in people["participants"]} == {dana.media_feed_id}
         again, refused = join_as(janus, room, token=erin.media_token, feed=erin.media_feed_id, name="Erin")
@@ -187,7 +187,7 @@ def test_only_admitted_tokens_join_and_removal_takes_the_token_and_kicks(janus, 
 def test_denied_person_never_gets_a_token_and_lock_takes_unused_tokens(janus, alice):
     meeting, room = started_meeting(alice, "secret")
     entered = lobby.lobby_enter(meeting=meeting, display_name="Frank", source=LobbyEntry.Source.PASSCODE)
-    lobby.lobby_deny(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
+    lobby.lobby_deny(meeting=meeting, entry_id=entered.entry.pk, actor=alice, host_has_second_factor=True)
     entered.entry.refresh_from_db()
     assert entered.entry.media_token == ""
 
@@ -197,14 +197,14 @@ def test_denied_person_never_gets_a_token_and_lock_takes_unused_tokens(janus, al
     try:
         assert joined.get("videoroom") == "joined"
         # Locked: Dana (in the room) stays; Gina (admitted, not yet in) cannot come in now.
-        lifecycle.meeting_lock(meeting=meeting, actor=alice)
+        lifecycle.meeting_lock(meeting=meeting, actor=alice, host_has_second_factor=True)
         late, refused = join_as(janus, room, token=gina.media_token, feed=gina.media_feed_id, name="Gina")
         late.close()
         assert refused.get("error_code") == UNAUTHORIZED, refused
         people = dana_media.request({"request": "listparticipants", "room": room.number})
         assert {p["id"] for p in people["participants"]} == {dana.media_feed_id}
         # Unlocked: Gina's token is back.
-        lifecycle.meeting_unlock(meeting=meeting, actor=alice)
+        lifecycle.meeting_unlock(meeting=meeting, actor=alice, host_has_second_factor=True)
         back, joined = join_as(janus, room, token=gina.media_token, feed=gina.media_feed_id, name="Gina")
         back.close()
         assert joined.get("videoroom") == "joined", joined
@@ -230,7 +230,7 @@ def test_ending_the_meeting_destroys_the_room(janus, alice):
     meeting, room = started_meeting(alice, "secret")
     admitted(meeting, alice, "Dana")
     assert exists(janus, room)
-    lifecycle.meeting_end(meeting=meeting, actor=alice)
+    lifecycle.meeting_end(meeting=meeting, actor=alice, host_has_second_factor=True)
     room.refresh_from_db()
     assert room.closed_at is not None
     assert not exists(janus, room)
@@ -239,7 +239,7 @@ def test_ending_the_meeting_destroys_the_room(janus, alice):
 def test_room_page_hands_the_token_in_the_body_never_the_secret(janus, alice, client):
     meeting, room = started_meeting(alice, "official")
     entered = lobby.lobby_enter(meeting=meeting, display_name="Dana", source=LobbyEntry.Source.PASSCODE)
-    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice)
+    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice, host_has_second_factor=True)
     entered.entry.refresh_from_db()
     session = client.session
     from meetings.authentication import lobby_secret_bind

@@ -261,6 +261,7 @@ def test_the_limit_holds_across_two_server_processes_sharing_redis(alice_api, ta
     assert len(tasks_run.wait_for(1)) == 1
 
 
+@pytest.mark.services
 def test_redis_limiter_counts_both_keys_and_always_sets_a_window():
     from django.core.cache import cache
 
@@ -283,3 +284,35 @@ def test_redis_limiter_counts_both_keys_and_always_sets_a_window():
     assert cache.get(limits.meeting_key(public_id)) == 1
     limits.meeting_unlock(public_id)
     assert cache.get(limits.meeting_key(public_id)) is None
+
+
+def test_entries_are_limited_per_browser_and_per_address_and_successes_count(
+    alice_api, settings, monkeypatch
+):
+    settings.ANTECHAMBER_JOIN_ENTRIES_PER_SESSION = 3
+    settings.ANTECHAMBER_JOIN_ENTRIES_PER_ADDRESS = 5
+    meeting_id, passcode = book(alice_api)
+    counter = count_verifications(monkeypatch)
+    first = APIClient()  # keeps its session cookie, as a browser does
+    answers = [
+        first.post("/api/v1/join/", join_data(meeting_id, passcode), format="json").status_code
+        for _ in range(4)
+    ]
+    assert answers == [201, 201, 201, 429]
+    limited = first.post("/api/v1/join/", join_data(meeting_id, passcode), format="json")
+    assert limited.status_code == 429 and "too often" in limited.json()["detail"]
+    assert counter.calls == 3  # refused before any argon2 work
+
+    # A wrong guess does not use an entry slot: another browser still gets the address's last two.
+    second = APIClient()
+    assert (
+        second.post(
+            "/api/v1/join/", join_data(meeting_id, wrong_passcode(passcode)), format="json"
+        ).status_code
+        == 403
+    )
+    assert [
+        second.post("/api/v1/join/", join_data(meeting_id, passcode), format="json").status_code
+        for _ in range(3)
+    ] == [201, 201, 429]
+    assert LobbyEntry.objects.filter(meeting__public_id=meeting_id.replace("-", "")).count() == 5

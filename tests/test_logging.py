@@ -135,8 +135,7 @@ def test_the_invitation_and_join_flow_logs_no_token_passcode_or_key(alice, caplo
 
     from meetings.models import OutboundMessage
     from meetings.services import tokens
-    from tests.helpers import booking_body
-    from tests.test_invitations import LINK_RE
+    from tests.helpers import booking_body, token_of
 
     caplog.set_level(logging.DEBUG)
     _token, key = tokens.api_token_create(user=alice, label="flow")
@@ -146,7 +145,7 @@ def test_the_invitation_and_join_flow_logs_no_token_passcode_or_key(alice, caplo
         "/api/v1/meetings/", booking_body(invitees=["ann@example.org"], dial_in=True), format="json"
     ).json()
     meeting = Meeting.objects.get(public_id=booked["id"].replace("-", ""))
-    [join_token] = LINK_RE.findall(OutboundMessage.objects.get(kind="invitation").body_text)
+    join_token = token_of(OutboundMessage.objects.get(kind="invitation"))
 
     # The invitee: scanners fetch, the person confirms, a stranger gets 410.
     ann = Client()

@@ -124,6 +124,7 @@ def meeting_book(
 
     if violations := violations_for(classification):
         raise errors.Refused(violations)
+    invitations.check_invite_caps(meeting=None, count=len(wanted), field="invitees", now=now)
     # The argon2 work happens outside the transaction, so no lock is held during it.
     passcode, bits = credentials.new_passcode(policy.required_passcode_bits(classification))
     passcode_hash = credentials.hash_passcode(passcode)
@@ -208,6 +209,11 @@ def meeting_update(
         level = (
             locking.level_for_share(wanted_level.pk) if wanted_level is not None else meeting.classification
         )
+        declassifying = level.rank < meeting.classification.rank
+        if declassifying:
+            _refuse_declassification(
+                meeting=meeting, level=level, actor=actor, has_factor=host_has_second_factor
+            )
         merged = {name: changes.get(name, getattr(meeting, name)) for name in MEETING_CHANGEABLE}
         options = policy.MeetingOptions(
             cloud_recording=merged["cloud_recording"],
@@ -265,13 +271,32 @@ def meeting_update(
         media.media_sync_on_commit(meeting.pk)
         if "classification" in diff:
             audit_record(
-                action="meeting_level_changed",
+                action="meeting_declassified" if declassifying else "meeting_level_changed",
                 actor=actor,
                 meeting=meeting,
                 subject=meeting.title,
                 detail=diff["classification"],
             )
     return Updated(meeting=meeting, passcode=new_passcode)
+
+
+def _refuse_declassification(
+    *, meeting: Meeting, level: ClassificationLevel, actor: User, has_factor: bool
+) -> None:
+    """Raising a level is always allowed; lowering it needs staff with a second factor, and
+    only before the meeting starts (what was said under the higher level stays there)."""
+    if not (actor.is_staff and has_factor):
+        raise errors.Forbidden(
+            f"Lowering a meeting from {meeting.classification.name} to {level.name} needs a policy "
+            "admin (staff) who has passed a second factor. Raising the level is always allowed.",
+            code="declassification_needs_staff",
+        )
+    if meeting.started_at is not None:
+        raise errors.Conflict(
+            f"This meeting has started: its level can be raised, but no longer lowered below "
+            f"{meeting.classification.name}.",
+            code="already_started",
+        )
 
 
 def _jsonable(value: Any) -> Any:
@@ -286,10 +311,11 @@ def _set_new_passcode(meeting: Meeting, level: ClassificationLevel, now: datetim
     return passcode
 
 
-def meeting_cancel(*, meeting: Meeting, actor: User) -> Meeting:
+def meeting_cancel(*, meeting: Meeting, actor: User, host_has_second_factor: bool) -> Meeting:
     now = timezone.now()
     with transaction.atomic():
         meeting = locking.meeting_for_update(meeting.pk)
+        require_host_factor(meeting, host_has_second_factor)
         if meeting.is_cancelled:
             raise errors.Conflict("This meeting is already cancelled.", code="meeting_cancelled")
         if meeting.ended_at is not None or meeting.ends_at <= now:

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from meetings import emails
+from meetings import emails, sealing
 from meetings.models import OutboundMessage
 
 OUTBOX_MAX_ATTEMPTS = 8
@@ -30,6 +30,15 @@ def outbox_send(*, message_id: int) -> SendResult:
     if won != 1:
         return SendResult(sent=False)
     row = OutboundMessage.objects.get(pk=message_id)
+    if row.sealed_link:
+        try:
+            _open_link(row)
+        except sealing.Unsealable as exc:
+            # Nothing to retry: the key that sealed it is gone. The host can resend.
+            OutboundMessage.objects.filter(pk=row.pk).update(
+                status=OutboundMessage.Status.FAILED, last_error=str(exc), sealed_link="", claimed_at=None
+            )
+            return SendResult(sent=False)
     email = emails.build_email(row)
     try:
         email.send(fail_silently=False)
@@ -39,15 +48,25 @@ def outbox_send(*, message_id: int) -> SendResult:
         final = row.attempts >= OUTBOX_MAX_ATTEMPTS
         OutboundMessage.objects.filter(pk=row.pk, status=OutboundMessage.Status.SENDING).update(
             status=OutboundMessage.Status.FAILED if final else OutboundMessage.Status.PENDING,
+            **({"sealed_link": ""} if final else {}),
             last_error=f"{type(exc).__name__}: {exc}"[:2000],
             next_attempt_at=timezone.now() + timedelta(seconds=delay),
             claimed_at=None,
         )
         return SendResult(sent=False, retry_in=None if final else delay)
     OutboundMessage.objects.filter(pk=row.pk).update(
-        status=OutboundMessage.Status.SENT, sent_at=timezone.now(), last_error=""
+        status=OutboundMessage.Status.SENT, sent_at=timezone.now(), last_error="", sealed_link=""
     )
     return SendResult(sent=True)
+
+
+def _open_link(row: OutboundMessage) -> None:
+    """Put the row's sealed join link into its bodies, in memory only: the stored row keeps
+    the placeholder, and sending erases the sealed link."""
+    link = sealing.unseal(row.sealed_link, row_id=row.message_id)
+    row.body_text = sealing.put_link(row.body_text, link)
+    row.body_html = sealing.put_link(row.body_html, link)
+    row.ics_text = sealing.put_link_in_calendar(row.ics_text, link)
 
 
 def outbox_release_stale_claims() -> int:

@@ -3,7 +3,7 @@ that tells invitees about changes."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -12,10 +12,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from meetings import credentials, emails, errors, policy, selectors
+from meetings import credentials, emails, errors, policy, sealing, selectors
 from meetings.audit import audit_record
 from meetings.models import ClassificationLevel, Invitation, JoinLink, Meeting
-from meetings.services import locking, outbox
+from meetings.services import lobby, locking, outbox
 from meetings.services.checks import refuse_if_closed, require_host_factor
 
 
@@ -59,16 +59,47 @@ def _send_links(
     for invitation in invitations:
         link, token = _new_link(invitation, meeting, level, now)
         links.append(link)
+        # SECURITY: the bodies name the link by a placeholder; the row holds it sealed.
         message = emails.invitation(
-            meeting=meeting, email=invitation.email, link_url=_link_url(token), update=update, changes=changes
+            meeting=meeting,
+            email=invitation.email,
+            link_url=sealing.LINK_PLACEHOLDER,
+            update=update,
+            changes=changes,
         )
         rows.append(
             outbox.outbox_row(
-                message=message, kind=kind, to_email=invitation.email, meeting=meeting, invitation=invitation
+                message=message,
+                kind=kind,
+                to_email=invitation.email,
+                meeting=meeting,
+                invitation=invitation,
+                link=_link_url(token),
             )
         )
     JoinLink.objects.bulk_create(links)
     outbox.outbox_write(rows)
+
+
+def check_invite_caps(*, meeting: Meeting | None, count: int, field: str, now: datetime) -> None:
+    """At most ANTECHAMBER_INVITES_PER_REQUEST addresses at once (400 naming the field), and
+    ANTECHAMBER_INVITES_PER_MEETING_PER_HOUR new invitees per meeting (429)."""
+    per_request = settings.ANTECHAMBER_INVITES_PER_REQUEST
+    if count > per_request:
+        raise errors.Refused(
+            [policy.Violation(field, f"At most {per_request} addresses at once; this request has {count}.")],
+            code="too_many_invitees",
+        )
+    if meeting is None:
+        return
+    per_hour = settings.ANTECHAMBER_INVITES_PER_MEETING_PER_HOUR
+    recent = Invitation.objects.filter(meeting=meeting, created_at__gte=now - timedelta(hours=1)).count()
+    if recent + count > per_hour:
+        raise errors.Limited(
+            f"This meeting has invited {recent} people in the last hour; at most {per_hour} an hour. "
+            "Try again later.",
+            code="invitations_limited",
+        )
 
 
 def invite(*, meeting: Meeting, actor: User, emails_to_invite: list[str], now: datetime) -> list[Invitation]:
@@ -97,6 +128,7 @@ def invitations_create(
         meeting = locking.meeting_for_update(meeting.pk)
         refuse_if_closed(meeting, now, action="changed")
         require_host_factor(meeting, host_has_second_factor)
+        check_invite_caps(meeting=meeting, count=len(wanted), field="emails", now=now)
         violations = policy.invitee_violations(meeting.classification, wanted, field="emails")
         existing = dict(
             Invitation.objects.filter(meeting=meeting, email__in=wanted).values_list("email", "revoked_at")
@@ -194,9 +226,12 @@ def invitation_resend(*, invitation: Invitation, actor: User, host_has_second_fa
         violations = policy.invitee_violations(meeting.classification, [invitation.email], field="emails")
         if violations:
             raise errors.Refused(violations)
-        JoinLink.objects.filter(
-            invitation=invitation, redeemed_at__isnull=True, revoked_at__isnull=True
-        ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REPLACED)
+        # SECURITY: every earlier link dies, a spent one too: the browser that redeemed it
+        # loses its way back in (/invited/), and its place in the waiting or media room.
+        JoinLink.objects.filter(invitation=invitation, revoked_at__isnull=True).update(
+            revoked_at=now, revoked_reason=JoinLink.Revoked.REPLACED
+        )
+        lobby.lobby_end_places(meeting=meeting, invitation_ids=[invitation.pk], actor=actor, reason="resent")
         Invitation.objects.filter(pk=invitation.pk).update(revoked_at=None)
         invitation.revoked_at = None
         sequence_raise(meeting)
@@ -213,9 +248,7 @@ def invitation_revoke(*, invitation: Invitation, actor: User, host_has_second_fa
         if won != 1:
             raise errors.Conflict("This invitation is already revoked.", code="already_revoked")
         invitation.revoked_at = now
-        JoinLink.objects.filter(
-            invitation=invitation, redeemed_at__isnull=True, revoked_at__isnull=True
-        ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.REVOKED)
+        revoke_links_and_places(meeting=invitation.meeting, invitations=[invitation], actor=actor, now=now)
         sequence_raise(invitation.meeting)
         notify_invitees_of_cancellation(
             meeting=invitation.meeting,
@@ -226,6 +259,20 @@ def invitation_revoke(*, invitation: Invitation, actor: User, host_has_second_fa
             action="invitation_revoked", actor=actor, meeting=invitation.meeting, subject=invitation.email
         )
     return invitation
+
+
+def revoke_links_and_places(
+    *, meeting: Meeting, invitations: list[Invitation], actor: User, now: datetime, reason: str = "revoked"
+) -> None:
+    """Revocation ends access: every link of these invitations dies (spent ones too, so the
+    browser that redeemed one cannot come back), and their holders leave the waiting and
+    media rooms. Call holding the meeting's lock."""
+    JoinLink.objects.filter(invitation__in=invitations, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_reason=JoinLink.Revoked.REVOKED
+    )
+    lobby.lobby_end_places(
+        meeting=meeting, invitation_ids=[inv.pk for inv in invitations], actor=actor, reason=reason
+    )
 
 
 def invitation_redeem(*, link: JoinLink, user: User | None, has_second_factor: bool) -> Invitation:

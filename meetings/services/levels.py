@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from meetings import emails, policy, selectors
 from meetings.audit import audit_record
-from meetings.models import ClassificationLevel, Invitation, JoinLink, Meeting
+from meetings.models import ClassificationLevel, Invitation, Meeting
 from meetings.services import invitations, locking, media, outbox
 from meetings.services.booking import INVITEE_VISIBLE, meeting_options
 
@@ -33,6 +33,17 @@ LEVEL_CHANGEABLE = (
     "link_in_calendar",
     "e2ee",
 )
+
+
+def level_create(*, actor: User, code: str, values: dict[str, Any]) -> ClassificationLevel:
+    """A new level (policy admins, in the admin), audited like every change of policy."""
+    unknown = set(values) - set(LEVEL_CHANGEABLE)
+    if unknown:
+        raise ValueError(f"not settable: {sorted(unknown)}")
+    with transaction.atomic():
+        level = ClassificationLevel.objects.create(code=code, **values)
+        audit_record(action="level_created", actor=actor, subject=code, detail=values)
+    return level
 
 
 def level_update(
@@ -122,8 +133,8 @@ def _revoke_by_policy(*, meeting: Meeting, actor: User, emails_to_revoke: list[s
     """A tightened level no longer admits these invitees: their invitations and links die."""
     revoked = list(Invitation.objects.filter(meeting=meeting, email__in=emails_to_revoke, revoked_at=None))
     Invitation.objects.filter(pk__in=[i.pk for i in revoked]).update(revoked_at=now)
-    JoinLink.objects.filter(invitation__in=revoked, redeemed_at__isnull=True, revoked_at__isnull=True).update(
-        revoked_at=now, revoked_reason=JoinLink.Revoked.REVOKED
+    invitations.revoke_links_and_places(
+        meeting=meeting, invitations=revoked, actor=actor, now=now, reason="level tightened"
     )
     invitations.sequence_raise(meeting)
     invitations.notify_invitees_of_cancellation(

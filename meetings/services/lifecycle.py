@@ -15,10 +15,16 @@ from meetings import errors
 from meetings.audit import audit_record
 from meetings.models import LobbyEntry, Meeting
 from meetings.services import media
+from meetings.services.checks import require_host_factor
 
 
 def _open(meeting: Meeting) -> QuerySet[Meeting]:
     return Meeting.objects.filter(pk=meeting.pk, status=Meeting.Status.SCHEDULED, ended_at=None)
+
+
+def _current(meeting: Meeting) -> Meeting:
+    """The meeting with its level as they are now (a level may have tightened meanwhile)."""
+    return Meeting.objects.select_related("classification").get(pk=meeting.pk)
 
 
 def _lost(meeting: Meeting, *, action: str) -> errors.Conflict:
@@ -42,10 +48,11 @@ def _won(*, meeting: Meeting, actor: User, audit_action: str, updated: int, acti
     return meeting
 
 
-def meeting_start(*, meeting: Meeting, actor: User) -> Meeting:
+def meeting_start(*, meeting: Meeting, actor: User, host_has_second_factor: bool) -> Meeting:
     """Admitted participants move from "waiting for the host" into the meeting room."""
     now = timezone.now()
     with transaction.atomic():
+        require_host_factor(_current(meeting), host_has_second_factor)
         won = _open(meeting).filter(started_at=None).update(started_at=now, updated_at=now)
         meeting = _won(
             meeting=meeting, actor=actor, audit_action="meeting_started", updated=won, action="started"
@@ -54,10 +61,11 @@ def meeting_start(*, meeting: Meeting, actor: User) -> Meeting:
     return meeting
 
 
-def meeting_lock(*, meeting: Meeting, actor: User) -> Meeting:
+def meeting_lock(*, meeting: Meeting, actor: User, host_has_second_factor: bool) -> Meeting:
     """No new entries: passcode joins are refused (those already in stay)."""
     now = timezone.now()
     with transaction.atomic():
+        require_host_factor(_current(meeting), host_has_second_factor)
         won = _open(meeting).filter(locked_at=None).update(locked_at=now, updated_at=now)
         meeting = _won(
             meeting=meeting, actor=actor, audit_action="meeting_locked", updated=won, action="locked"
@@ -67,9 +75,10 @@ def meeting_lock(*, meeting: Meeting, actor: User) -> Meeting:
     return meeting
 
 
-def meeting_unlock(*, meeting: Meeting, actor: User) -> Meeting:
+def meeting_unlock(*, meeting: Meeting, actor: User, host_has_second_factor: bool) -> Meeting:
     now = timezone.now()
     with transaction.atomic():
+        require_host_factor(_current(meeting), host_has_second_factor)
         won = _open(meeting).exclude(locked_at=None).update(locked_at=None, updated_at=now)
         meeting = _won(
             meeting=meeting, actor=actor, audit_action="meeting_unlocked", updated=won, action="unlocked"
@@ -78,10 +87,11 @@ def meeting_unlock(*, meeting: Meeting, actor: User) -> Meeting:
     return meeting
 
 
-def meeting_end(*, meeting: Meeting, actor: User) -> Meeting:
+def meeting_end(*, meeting: Meeting, actor: User, host_has_second_factor: bool) -> Meeting:
     """End it: everyone waiting or in is moved out (left), and no one can join again."""
     now = timezone.now()
     with transaction.atomic():
+        require_host_factor(_current(meeting), host_has_second_factor)
         won = _open(meeting).update(ended_at=now, updated_at=now)
         meeting = _won(
             meeting=meeting, actor=actor, audit_action="meeting_ended", updated=won, action="ended"

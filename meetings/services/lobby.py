@@ -12,13 +12,17 @@ from django.utils import timezone
 
 from meetings import credentials, emails, errors, limits, policy
 from meetings.audit import audit_record
-from meetings.models import Invitation, LobbyEntry, Meeting
+from meetings.models import Invitation, JoinLink, LobbyEntry, Meeting
 from meetings.services import locking, media, outbox
-from meetings.services.checks import refuse_if_over
+from meetings.services.checks import refuse_if_over, require_host_factor
 
 WRONG_PASSCODE = "Unknown meeting ID or wrong passcode."
 LIMITED = "Too many attempts for this meeting or from your address. Try again later."
 LIMITER_DOWN = "Joining with a passcode is unavailable right now. Try again in a few minutes."
+ENTRIES_LIMITED = (
+    "You have entered this meeting's waiting room too often from here. Wait a few minutes, "
+    "or ask the host to admit you."
+)
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,12 @@ def lobby_join_by_passcode(
     display_name: str,
     user: User | None,
     client_address: str,
+    client_session: str = "",
 ) -> Entered:
     """Join with meeting ID and passcode: limits first, then argon2, then policy.
+
+    `client_session`: the browser session's key, where there is one: entries are limited
+    per session and per address (limits.reserve_entry), successful ones included.
 
     Raises JoinDenied. No lock is held during the argon2 work; the policy decision is
     made again on the meeting read under its lock (lobby_enter's `check`).
@@ -105,6 +113,40 @@ def lobby_join_by_passcode(
         raise errors.JoinDenied("unavailable", LIMITER_DOWN) from exc
     if isinstance(reservation, limits.Limited):
         raise errors.JoinDenied("limited", LIMITED)
+    try:
+        entry_slots = limits.reserve_entry(
+            public_id=public_id, address=client_address, session_key=client_session
+        )
+    except limits.LimiterUnavailable as exc:
+        limits.release(reservation)
+        raise errors.JoinDenied("unavailable", LIMITER_DOWN) from exc
+    if isinstance(entry_slots, limits.Limited):
+        limits.release(reservation)
+        raise errors.JoinDenied("limited", ENTRIES_LIMITED)
+    try:
+        return _join_checked(
+            public_id=public_id,
+            passcode=passcode,
+            display_name=display_name,
+            user=user,
+            client_address=client_address,
+            reservation=reservation,
+        )
+    except Exception:
+        limits.release_entry(entry_slots)
+        raise
+
+
+def _join_checked(
+    *,
+    public_id: str,
+    passcode: str,
+    display_name: str,
+    user: User | None,
+    client_address: str,
+    reservation: limits.Reservation,
+) -> Entered:
+    """lobby_join_by_passcode once the limits let the attempt through."""
 
     meeting = Meeting.objects.select_related("classification", "host").filter(public_id=public_id).first()
     # SECURITY: an unknown ID costs the same argon2 work as a wrong passcode, and both
@@ -179,16 +221,23 @@ def _passcode_failure_record(
             )
 
 
-def lobby_enter_by_invitation(*, invitation: Invitation, user: User | None, display_name: str) -> Entered:
-    """An invitee whose browser redeemed their link enters the waiting room (again).
+def lobby_enter_by_invitation(
+    *, invitation: Invitation, link_id: int, user: User | None, display_name: str
+) -> Entered:
+    """An invitee whose browser redeemed their link (`link_id`) enters the waiting room (again).
 
-    Callers have checked the session binding; this checks, under the meeting's lock, that
-    the invitation stands and the meeting still takes people.
+    Callers have checked that this session redeemed that link; this checks, under the
+    meeting's lock, that the invitation and that link still stand (a revocation or a
+    resend ends them) and that the meeting still takes people.
     """
 
     def check(meeting: Meeting) -> None:
         invitation.refresh_from_db(fields=["revoked_at"])
-        if invitation.revoked_at is not None:
+        link_revoked = (
+            JoinLink.objects.filter(pk=link_id, invitation=invitation, revoked_at__isnull=True).first()
+            is None
+        )
+        if invitation.revoked_at is not None or link_revoked:
             raise errors.LinkGone(policy.LinkState.REVOKED)
         if meeting.is_cancelled:
             raise errors.LinkGone(policy.LinkState.CANCELLED)
@@ -221,11 +270,14 @@ _DECISIONS = {
 }
 
 
-def _lobby_decide(*, meeting: Meeting, entry_id: int, actor: User, decision: str) -> LobbyEntry:
+def _lobby_decide(
+    *, meeting: Meeting, entry_id: int, actor: User, decision: str, host_has_second_factor: bool
+) -> LobbyEntry:
     from_states, to_state, action = _DECISIONS[decision]
     now = timezone.now()
     with transaction.atomic():
         meeting = locking.meeting_for_update(meeting.pk)
+        require_host_factor(meeting, host_has_second_factor)
         entry = LobbyEntry.objects.filter(pk=entry_id, meeting=meeting).first()
         if entry is None:
             raise errors.NotFound("No such lobby entry.")
@@ -255,19 +307,37 @@ def _lobby_decide(*, meeting: Meeting, entry_id: int, actor: User, decision: str
     return entry
 
 
-def lobby_admit(*, meeting: Meeting, entry_id: int, actor: User) -> LobbyEntry:
-    return _lobby_decide(meeting=meeting, entry_id=entry_id, actor=actor, decision="admit")
+def lobby_admit(*, meeting: Meeting, entry_id: int, actor: User, host_has_second_factor: bool) -> LobbyEntry:
+    return _lobby_decide(
+        meeting=meeting,
+        entry_id=entry_id,
+        actor=actor,
+        decision="admit",
+        host_has_second_factor=host_has_second_factor,
+    )
 
 
-def lobby_deny(*, meeting: Meeting, entry_id: int, actor: User) -> LobbyEntry:
-    return _lobby_decide(meeting=meeting, entry_id=entry_id, actor=actor, decision="deny")
+def lobby_deny(*, meeting: Meeting, entry_id: int, actor: User, host_has_second_factor: bool) -> LobbyEntry:
+    return _lobby_decide(
+        meeting=meeting,
+        entry_id=entry_id,
+        actor=actor,
+        decision="deny",
+        host_has_second_factor=host_has_second_factor,
+    )
 
 
-def lobby_remove(*, meeting: Meeting, entry_id: int, actor: User) -> LobbyEntry:
-    return _lobby_decide(meeting=meeting, entry_id=entry_id, actor=actor, decision="remove")
+def lobby_remove(*, meeting: Meeting, entry_id: int, actor: User, host_has_second_factor: bool) -> LobbyEntry:
+    return _lobby_decide(
+        meeting=meeting,
+        entry_id=entry_id,
+        actor=actor,
+        decision="remove",
+        host_has_second_factor=host_has_second_factor,
+    )
 
 
-def lobby_admit_all(*, meeting: Meeting, actor: User) -> int:
+def lobby_admit_all(*, meeting: Meeting, actor: User, host_has_second_factor: bool) -> int:
     """Admit everyone waiting now; returns how many this call admitted.
 
     Row by row, each a conditional UPDATE, so that every admission is audited with the
@@ -277,6 +347,7 @@ def lobby_admit_all(*, meeting: Meeting, actor: User) -> int:
     now = timezone.now()
     with transaction.atomic():
         meeting = locking.meeting_for_update(meeting.pk)
+        require_host_factor(meeting, host_has_second_factor)
         refuse_if_over(meeting, now, action="joined")
         waiting = list(
             LobbyEntry.objects.filter(meeting=meeting, status=LobbyEntry.Status.WAITING).values_list(
@@ -299,3 +370,37 @@ def lobby_admit_all(*, meeting: Meeting, actor: User) -> int:
         if admitted:
             media.media_sync_on_commit(meeting.pk)
     return admitted
+
+
+def lobby_end_places(*, meeting: Meeting, invitation_ids: list[int], actor: User, reason: str) -> int:
+    """Revoked invitations end their holders' places: waiting entries are denied, admitted
+    ones removed, and the media room drops their tokens and kicks them (after commit).
+
+    Call holding the meeting's lock (locking.meeting_for_update). Returns how many ended.
+    """
+    now = timezone.now()
+    entries = list(
+        LobbyEntry.objects.filter(
+            meeting=meeting,
+            invitation_id__in=invitation_ids,
+            status__in=[LobbyEntry.Status.WAITING, LobbyEntry.Status.ADMITTED],
+        ).values_list("pk", "display_name", "status")
+    )
+    if not entries:
+        return 0
+    LobbyEntry.objects.filter(pk__in=[pk for pk, _n, s in entries if s == LobbyEntry.Status.WAITING]).update(
+        status=LobbyEntry.Status.DENIED, decided_at=now
+    )
+    LobbyEntry.objects.filter(pk__in=[pk for pk, _n, s in entries if s == LobbyEntry.Status.ADMITTED]).update(
+        status=LobbyEntry.Status.LEFT, decided_at=now
+    )
+    for entry_id, display_name, status in entries:
+        audit_record(
+            action="lobby_ended_by_revocation",
+            actor=actor,
+            meeting=meeting,
+            subject=display_name,
+            detail={"entry_id": entry_id, "was": status, "reason": reason},
+        )
+    media.media_sync_on_commit(meeting.pk)
+    return len(entries)

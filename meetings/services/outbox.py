@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from meetings import emails
+from meetings import emails, sealing
 from meetings.models import Invitation, Meeting, OutboundMessage
 
 SEND_TASK = "meetings.tasks.outbox_send"
@@ -41,8 +41,12 @@ def outbox_row(
     to_email: str,
     meeting: Meeting | None = None,
     invitation: Invitation | None = None,
+    link: str | None = None,
 ) -> OutboundMessage:
+    """A message row. `link`: the one-time join link the bodies name by
+    sealing.LINK_PLACEHOLDER; it is stored only sealed (see meetings/sealing.py)."""
     domain = settings.SITE_URL.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0] or "localhost"
+    message_id = make_msgid(idstring=kind, domain=domain)
     return OutboundMessage(
         meeting=meeting,
         invitation=invitation,
@@ -53,7 +57,8 @@ def outbox_row(
         body_html=message.html,
         ics_method=message.ics_method,
         ics_text=message.ics_text,
-        message_id=make_msgid(idstring=kind, domain=domain),
+        message_id=message_id,
+        sealed_link=sealing.seal(link, row_id=message_id) if link is not None else "",
         next_attempt_at=timezone.now(),
     )
 

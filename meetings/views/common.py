@@ -3,12 +3,14 @@
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.views import defaults
 from django_otp import user_has_device
 
 from meetings import errors, policy, selectors
+from meetings.audit import audit_refusal
 from meetings.models import Meeting
 
 
@@ -20,6 +22,10 @@ def refusal_page(
     request: HttpRequest, error: errors.ServiceError, *, meeting: Meeting | None = None, back_url: str = ""
 ) -> HttpResponse:
     """A service's refusal as a page with the same status (and code) the API answers with."""
+    if not isinstance(error, errors.NotFound):
+        audit_refusal(
+            request=request, code=error.code, status=error.status, message=error.message, meeting=meeting
+        )
     return render(
         request,
         "meetings/refused.html",
@@ -55,3 +61,10 @@ def default_name(request: HttpRequest) -> str:
     if user.is_authenticated:
         return str(user.get_full_name() or user.get_username())
     return ""
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 for a URL that matches nothing: JSON under /api/ (as every API answer), else the page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from meetings import errors, selectors
+from meetings.audit import audit_refusal
 from meetings.authentication import has_second_factor, signed_in_user
 from meetings.forms import BookingForm
 from meetings.middleware import join_page
@@ -57,6 +58,7 @@ def meeting_book(request: HttpRequest) -> HttpResponse:
                 host_has_second_factor=has_second_factor(request),
             )
         except errors.Refused as refused:
+            audit_refusal(request=request, code=refused.code, status=400, message=refused.message)
             for violation in refused.violations:
                 form.add_error(violation.field if violation.field in form.fields else None, violation.message)
         else:
@@ -94,7 +96,9 @@ def meeting_detail(request: HttpRequest, meeting_id: str) -> HttpResponse:
 def meeting_cancel(request: HttpRequest, meeting_id: str) -> HttpResponse:
     meeting = host_meeting(request, meeting_id)
     try:
-        booking.meeting_cancel(meeting=meeting, actor=signed_in_user(request))
+        booking.meeting_cancel(
+            meeting=meeting, actor=signed_in_user(request), host_has_second_factor=has_second_factor(request)
+        )
     except errors.ServiceError as error:
         return refusal_page(request, error, meeting=meeting, back_url=meeting.get_absolute_url())
     messages.success(request, "The meeting is cancelled.")
@@ -144,8 +148,18 @@ def meeting_invitations(request: HttpRequest, meeting_id: str) -> HttpResponse:
                     host_has_second_factor=has_second_factor(request),
                 )
             except errors.Refused as refused:
+                audit_refusal(
+                    request=request, code=refused.code, status=400, message=refused.message, meeting=meeting
+                )
                 problems = [v.message for v in refused.violations]
             except errors.ServiceError as error:
+                audit_refusal(
+                    request=request,
+                    code=error.code,
+                    status=error.status,
+                    message=error.message,
+                    meeting=meeting,
+                )
                 problems, status = [error.message], error.status
             else:
                 messages.success(request, f"Invited {len(created)} people.")
@@ -210,7 +224,12 @@ def meeting_lobby_decide(request: HttpRequest, meeting_id: str, entry_id: int, d
     if decision not in _DECIDE:
         raise Http404("No such decision.")
     try:
-        entry = _DECIDE[decision](meeting=meeting, entry_id=entry_id, actor=signed_in_user(request))
+        entry = _DECIDE[decision](
+            meeting=meeting,
+            entry_id=entry_id,
+            actor=signed_in_user(request),
+            host_has_second_factor=has_second_factor(request),
+        )
     except errors.ServiceError as error:
         return refusal_page(request, error, meeting=meeting, back_url=_lobby_url(meeting))
     messages.success(request, f"{entry.display_name}: {entry.get_status_display().lower()}.")
@@ -222,7 +241,9 @@ def meeting_lobby_decide(request: HttpRequest, meeting_id: str, entry_id: int, d
 def meeting_lobby_admit_all(request: HttpRequest, meeting_id: str) -> HttpResponse:
     meeting = host_meeting(request, meeting_id)
     try:
-        admitted = lobby.lobby_admit_all(meeting=meeting, actor=signed_in_user(request))
+        admitted = lobby.lobby_admit_all(
+            meeting=meeting, actor=signed_in_user(request), host_has_second_factor=has_second_factor(request)
+        )
     except errors.ServiceError as error:
         return refusal_page(request, error, meeting=meeting, back_url=_lobby_url(meeting))
     messages.success(request, f"Admitted {admitted}.")
@@ -245,7 +266,7 @@ def meeting_lifecycle(request: HttpRequest, meeting_id: str, action: str) -> Htt
         raise Http404("No such action.")
     act, done = _LIFECYCLE[action]
     try:
-        act(meeting=meeting, actor=signed_in_user(request))
+        act(meeting=meeting, actor=signed_in_user(request), host_has_second_factor=has_second_factor(request))
     except errors.ServiceError as error:
         return refusal_page(request, error, meeting=meeting, back_url=meeting.get_absolute_url())
     messages.success(request, done)

@@ -11,11 +11,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from meetings import errors, policy, selectors
+from meetings.audit import audit_refusal
 from meetings.authentication import (
     client_address,
     has_second_factor,
     lobby_secret_bind,
     lobby_secret_for,
+    session_key_for,
     signed_in_user,
 )
 from meetings.forms import JoinForm
@@ -44,8 +46,10 @@ GONE_TEXT = {
 }
 
 
-def _bound(request: HttpRequest) -> list[int]:
-    return list(request.session.get(SESSION_KEY, []))
+def _bound(request: HttpRequest) -> dict[str, int]:
+    """Invitation ID (as text) -> the link this session redeemed for it."""
+    bound = request.session.get(SESSION_KEY, {})
+    return dict(bound) if isinstance(bound, dict) else {}
 
 
 def _gone(request: HttpRequest, state: policy.LinkState, meeting: Meeting) -> HttpResponse:
@@ -67,7 +71,7 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "meetings/link_unknown.html", status=404)
     invitation = join_link.invitation
     meeting = invitation.meeting
-    if invitation.pk in _bound(request) and invitation.revoked_at is None and not meeting.is_cancelled:
+    if str(invitation.pk) in _bound(request) and invitation.revoked_at is None and not meeting.is_cancelled:
         return redirect("meetings:invited", invitation_id=invitation.pk)
     state = invitations.link_state_now(join_link, timezone.now())
     if state != policy.LinkState.LIVE:
@@ -88,8 +92,15 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
         except errors.LinkGone as gone:
             return _gone(request, gone.state, meeting)
         except errors.Refused as refused:
+            audit_refusal(
+                request=request,
+                code="redemption_refused",
+                status=403,
+                message=refused.message,
+                meeting=meeting,
+            )
             return render(request, "meetings/link_confirm.html", {**context, "refused": refused}, status=403)
-        request.session[SESSION_KEY] = [*_bound(request), invitation.pk]
+        request.session[SESSION_KEY] = {**_bound(request), str(invitation.pk): join_link.pk}
         return redirect("meetings:invited", invitation_id=invitation.pk)
     notice = policy.redemption_violation(
         meeting.classification,
@@ -104,12 +115,16 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
 def invited(request: HttpRequest, invitation_id: int) -> HttpResponse:
     """Where a redeemed link leads: into the waiting room. Only the browser session that
     redeemed the link gets here, as often as it likes during the meeting."""
-    if invitation_id not in _bound(request):
+    link_id = _bound(request).get(str(invitation_id))
+    if link_id is None:
         raise Http404("No such invitation in this browser.")
     invitation = Invitation.objects.select_related("meeting__classification", "meeting__host").get(
         pk=invitation_id
     )
     meeting = invitation.meeting
+    if not selectors.invitation_link_stands(invitation, link_id):
+        # SECURITY: revoked (by the host, a tightened level, or a resend): no way back in.
+        return _gone(request, policy.LinkState.REVOKED, meeting)
     current = selectors.lobby_entry_of_invitation_for_session(
         invitation, lambda entry_id: lobby_secret_for(request.session, entry_id)
     )
@@ -118,7 +133,9 @@ def invited(request: HttpRequest, invitation_id: int) -> HttpResponse:
     user = signed_in_user(request) if request.user.is_authenticated else None
     name = str(user.get_full_name() or user.get_username()) if user else invitation.email.split("@", 1)[0]
     try:
-        entered = lobby.lobby_enter_by_invitation(invitation=invitation, user=user, display_name=name)
+        entered = lobby.lobby_enter_by_invitation(
+            invitation=invitation, link_id=link_id, user=user, display_name=name
+        )
     except errors.LinkGone as gone:
         return _gone(request, gone.state, meeting)
     except errors.ServiceError as error:
@@ -145,6 +162,7 @@ def join(request: HttpRequest) -> HttpResponse:
                     display_name=data["display_name"],
                     user=user,
                     client_address=client_address(request),
+                    client_session=session_key_for(request),
                 )
             except errors.JoinDenied as denied:
                 if denied.code == "sign_in":
