@@ -226,7 +226,9 @@ def admit(meeting_pk: int, name: str) -> dict:
 
     meeting = Meeting.objects.get(pk=meeting_pk)
     entered = lobby.lobby_enter(meeting=meeting, display_name=name, source=LobbyEntry.Source.PASSCODE)
-    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=meeting.host)
+    lobby.lobby_admit(
+        meeting=meeting, entry_id=entered.entry.pk, actor=meeting.host, host_has_second_factor=True
+    )
     entered.entry.refresh_from_db()
     store = import_module(settings.SESSION_ENGINE).SessionStore()
     lobby_secret_bind(store, entered.entry.pk, entered.secret)
@@ -243,7 +245,7 @@ def remove(meeting_pk: int, entry_id: int) -> None:
     from meetings.services import lobby
 
     meeting = Meeting.objects.get(pk=meeting_pk)
-    lobby.lobby_remove(meeting=meeting, entry_id=entry_id, actor=meeting.host)
+    lobby.lobby_remove(meeting=meeting, entry_id=entry_id, actor=meeting.host, host_has_second_factor=True)
 
 
 def janus_feeds(janus_url: str, room: dict) -> set[int]:

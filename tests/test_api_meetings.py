@@ -154,17 +154,11 @@ def test_patch_rechecks_every_option_against_a_new_level(alice_api):
         f"/api/v1/meetings/{booked['id']}/", {"classification": "secret"}, format="json"
     )
     assert response.status_code == 400
-    assert set(response.json()) == {"cloud_recording", "dial_in", "waiting_room", "e2ee"}
+    assert set(response.json()) == {"cloud_recording", "dial_in", "waiting_room"}
     assert row_counts() == before
     response = alice_api.patch(
         f"/api/v1/meetings/{booked['id']}/",
-        {
-            "classification": "secret",
-            "cloud_recording": False,
-            "dial_in": False,
-            "waiting_room": True,
-            "e2ee": True,
-        },
+        {"classification": "secret", "cloud_recording": False, "dial_in": False, "waiting_room": True},
         format="json",
     )
     assert response.status_code == 200, response.content

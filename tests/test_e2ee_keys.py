@@ -47,7 +47,7 @@ def seat_client(entry: LobbyEntry, secret: str) -> Client:
 
 def enter_and_admit(meeting, host, name):
     entered = lobby.lobby_enter(meeting=meeting, display_name=name, source=LobbyEntry.Source.PASSCODE)
-    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=host)
+    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=host, host_has_second_factor=True)
     entered.entry.refresh_from_db()
     return entered.entry, seat_client(entered.entry, entered.secret)
 
@@ -120,7 +120,7 @@ def test_a_removed_participant_loses_the_seat_at_once_and_drops_out_of_the_membe
     post(erin_web, url_of(erin), {"public_key": public_key()})
     assert len(erin_web.get(url_of(erin)).json()["members"]) == 2
 
-    lobby.lobby_remove(meeting=meeting, entry_id=dana.pk, actor=alice)
+    lobby.lobby_remove(meeting=meeting, entry_id=dana.pk, actor=alice, host_has_second_factor=True)
     assert dana_web.get(url_of(dana)).status_code == 404
     assert post(dana_web, url_of(dana), {"public_key": public_key()}).status_code == 404
     assert [m["feed"] for m in erin_web.get(url_of(erin)).json()["members"]] == [erin.media_feed_id]

@@ -104,17 +104,19 @@ def test_patch_cannot_turn_e2ee_off_on_a_secret_meeting(alice_api):
     assert Meeting.objects.get().e2ee is True
 
 
-def test_raising_a_meeting_to_secret_needs_e2ee_said_out_loud(alice_api):
+def test_raising_a_meeting_to_secret_turns_e2ee_on_unless_the_host_says_off(alice_api):
     booked = alice_api.post("/api/v1/meetings/", booking_body(), format="json").json()
+    refused = alice_api.patch(
+        f"/api/v1/meetings/{booked['id']}/", {"classification": "secret", "e2ee": False}, format="json"
+    )
+    assert refused.status_code == 400 and set(refused.json()) == {"e2ee"}
     response = alice_api.patch(
         f"/api/v1/meetings/{booked['id']}/", {"classification": "secret"}, format="json"
     )
-    assert response.status_code == 400 and set(response.json()) == {"e2ee"}
-    response = alice_api.patch(
-        f"/api/v1/meetings/{booked['id']}/", {"classification": "secret", "e2ee": True}, format="json"
-    )
     assert response.status_code == 200, response.content
     assert response.json()["e2ee"] is True
+    changed = AuditEvent.objects.get(action="meeting_changed")
+    assert changed.detail["e2ee"] == {"old": False, "new": True}
 
 
 def test_the_database_refuses_e2ee_with_recording(alice):

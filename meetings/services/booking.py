@@ -215,6 +215,11 @@ def meeting_update(
                 meeting=meeting, level=level, actor=actor, has_factor=host_has_second_factor
             )
         merged = {name: changes.get(name, getattr(meeting, name)) for name in MEETING_CHANGEABLE}
+        if "e2ee" not in changes and level != meeting.classification and policy.default_e2ee(level):
+            # Raising a meeting to a level that requires E2EE turns it on, as booking at that
+            # level does when the request does not say (the safe direction: a host may raise
+            # a level at any time). Saying "e2ee": false is refused, never overridden.
+            merged["e2ee"] = True
         options = policy.MeetingOptions(
             cloud_recording=merged["cloud_recording"],
             dial_in=merged["dial_in"],
