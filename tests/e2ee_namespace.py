@@ -200,7 +200,7 @@ def prepare(workdir: Path) -> dict:
             e2ee=e2ee,
             host_has_second_factor=True,
         )
-        meeting = lifecycle.meeting_start(meeting=booked.meeting, actor=alice)
+        meeting = lifecycle.meeting_start(meeting=booked.meeting, actor=alice, host_has_second_factor=True)
         room = ConferenceRoom.objects.get(meeting=meeting)
         assert room.e2ee is e2ee and room.opened_at is not None
         rooms[name] = {
