@@ -37,12 +37,14 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 
 install: $(STAMP)
 
-# The app on SQLite under var/, with tasks run in-process and mail to the console.
+# The app on SQLite under var/, with tasks run in-process and mail to the console. Links in
+# mail point at this server (SITE_URL from HOST and PORT) unless SITE_URL is already set.
+RUN_ENV = DJANGO_DEBUG=$${DJANGO_DEBUG:-1} SITE_URL=$${SITE_URL:-http://$(HOST):$(PORT)}
 run: $(STAMP)
 	mkdir -p var
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py bootstrap_admin --url http://$(HOST):$(PORT)
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
+	$(RUN_ENV) $(BIN)/python manage.py bootstrap_admin --url http://$(HOST):$(PORT)
+	$(RUN_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Chromium for the browser tests (Debian's package; Playwright's own download does not work here).
 /usr/bin/chromium:
@@ -60,7 +62,16 @@ $(JANUS_FILES):
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq khal >/dev/null; \
 	else echo "Install khal (apt-get install khal) to run the calendar client tests; they are skipped without it."; fi
 
-test: $(STAMP) /usr/bin/chromium $(JANUS_FILES) /usr/bin/khal
+# axe-core for the accessibility gate in the browser tests, exactly as package-lock.json
+# pins it (npm ci), into node_modules/. Node and npm are Debian's packages, when root.
+AXE := node_modules/axe-core/axe.min.js
+$(AXE): package.json package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } \
+		|| echo "Install nodejs and npm (apt-get install nodejs npm) to run the accessibility tests; they are skipped without them."
+	@if command -v npm >/dev/null; then npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch $(AXE); fi
+
+test: $(STAMP) /usr/bin/chromium $(JANUS_FILES) /usr/bin/khal $(AXE)
 	mkdir -p var
 	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
@@ -98,7 +109,7 @@ scaleout: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile
 
 # Screenshots of the main pages into docs/screenshots/ (drives the browser test).
-screenshots: $(STAMP) /usr/bin/chromium
+screenshots: $(STAMP) /usr/bin/chromium $(AXE)
 	ANTECHAMBER_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -q -m browser
 
 # Benchmarks against the stack's own limits (docs/BENCHMARKS.md): real gunicorn, Celery,
@@ -119,4 +130,4 @@ bench: $(STAMP)
 	done
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var node_modules

@@ -1,21 +1,15 @@
 """REST API views: parse with an input serializer, call one service, answer."""
 
-from typing import Any
-
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework.views import exception_handler as drf_exception_handler
 
-from meetings import errors, selectors
-from meetings.audit import audit_refusal
+from meetings import selectors
+from meetings.api_errors import responses
 from meetings.authentication import (
     client_address,
     has_second_factor,
@@ -25,9 +19,10 @@ from meetings.authentication import (
 )
 from meetings.middleware import JOIN_HEADERS
 from meetings.models import ClassificationLevel, Invitation, Meeting
+from meetings.schema import NoCredentialsSchema
 from meetings.serializers import (
     AdmittedCountOutput,
-    ErrorDetailOutput,
+    ErrorOutput,
     InvitationOutput,
     InvitationsCreateInput,
     JoinedOutput,
@@ -44,46 +39,6 @@ from meetings.serializers import (
 )
 from meetings.services import booking, invitations, levels, lifecycle, lobby
 
-# Error answers, documented so that clients (and the schema fuzz test) can rely on them.
-ERROR_RESPONSES = {
-    400: OpenApiResponse(
-        OpenApiTypes.OBJECT,
-        description='Malformed or refused, by field: {"field": ["message"]}, or {"detail": "message"}',
-    ),
-    403: OpenApiResponse(ErrorDetailOutput, description="Not allowed (e.g. a second factor is needed)"),
-    404: OpenApiResponse(ErrorDetailOutput, description="No such object, or not yours (one answer for both)"),
-    409: OpenApiResponse(
-        ErrorDetailOutput, description="The object's state refuses it: cancelled, ended, already decided"
-    ),
-    410: OpenApiResponse(ErrorDetailOutput, description="The meeting was cancelled or has ended"),
-    429: OpenApiResponse(ErrorDetailOutput, description="Too many attempts"),
-    503: OpenApiResponse(ErrorDetailOutput, description="A service it depends on is down: try again later"),
-}
-
-
-def responses(ok: Any, *errors: int, ok_status: int = 200) -> dict[int, Any]:
-    """The success answer plus the listed error answers, for extend_schema."""
-    return {ok_status: ok, **{code: ERROR_RESPONSES[code] for code in errors}}
-
-
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus every service error (meetings.errors) with its status and code."""
-    request = context.get("request")
-    if isinstance(exc, errors.ServiceError):
-        if isinstance(exc, errors.JoinDenied):
-            # Failed guesses have their own audit (services.lobby), bounded by the limiter.
-            return Response(exc.as_dict(), status=exc.status, headers=JOIN_HEADERS)
-        if request is not None and not isinstance(exc, errors.NotFound):
-            audit_refusal(request=request, code=exc.code, status=exc.status, message=exc.message)
-        return Response(exc.as_dict(), status=exc.status)
-    if isinstance(exc, PermissionDenied) and request is not None and request.user.is_authenticated:
-        audit_refusal(request=request, code="permission_denied", status=403, message=str(exc.detail))
-    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent | RequestDataTooBig):
-        # Django's own limits on a request body: a JSON 400 like any other bad input,
-        # rather than the site's HTML error page (found by fuzzing the API).
-        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-    return drf_exception_handler(exc, context)
-
 
 class IsStaffWithSecondFactor(permissions.BasePermission):
     message = "Only staff who passed a second factor may change classification levels."
@@ -99,7 +54,7 @@ def _host_meeting(request: Request, meeting_id: str) -> Meeting:
 
 
 class LevelListApi(APIView):
-    @extend_schema(responses=LevelOutput(many=True))
+    @extend_schema(responses=responses(LevelOutput(many=True)))
     def get(self, request: Request) -> Response:
         return Response(LevelOutput(selectors.levels(), many=True).data)
 
@@ -117,7 +72,7 @@ class LevelDetailApi(APIView):
     def get(self, request: Request, code: str) -> Response:
         return Response(LevelOutput(self._level(code)).data)
 
-    @extend_schema(request=LevelUpdateInput, responses=responses(LevelOutput, 400, 403, 404))
+    @extend_schema(request=LevelUpdateInput, responses=responses(LevelOutput, 400, 403, 404, 415))
     def patch(self, request: Request, code: str) -> Response:
         level = self._level(code)
         serializer = LevelUpdateInput(data=request.data, context={"level": level})
@@ -129,12 +84,12 @@ class LevelDetailApi(APIView):
 
 
 class MeetingListApi(APIView):
-    @extend_schema(responses=MeetingOutput(many=True))
+    @extend_schema(responses=responses(MeetingOutput(many=True)))
     def get(self, request: Request) -> Response:
         return Response(MeetingOutput(selectors.meetings_for_host(request.user), many=True).data)
 
     @extend_schema(
-        request=MeetingBookInput, responses=responses(MeetingWithPasscodeOutput, 400, ok_status=201)
+        request=MeetingBookInput, responses=responses(MeetingWithPasscodeOutput, 400, 403, 415, ok_status=201)
     )
     def post(self, request: Request) -> Response:
         serializer = MeetingBookInput(data=request.data)
@@ -164,7 +119,7 @@ class MeetingDetailApi(APIView):
     def get(self, request: Request, meeting_id: str) -> Response:
         return Response(MeetingOutput(_host_meeting(request, meeting_id)).data)
 
-    @extend_schema(request=MeetingUpdateInput, responses=responses(MeetingOutput, 400, 403, 404, 409))
+    @extend_schema(request=MeetingUpdateInput, responses=responses(MeetingOutput, 400, 403, 404, 409, 415))
     def patch(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         serializer = MeetingUpdateInput(data=request.data, context={"meeting": meeting})
@@ -191,7 +146,7 @@ class MeetingLevelApi(APIView):
 
     permission_classes = [permissions.IsAuthenticated, IsStaffWithSecondFactor]
 
-    @extend_schema(request=MeetingLevelInput, responses=responses(MeetingOutput, 400, 403, 404, 409))
+    @extend_schema(request=MeetingLevelInput, responses=responses(MeetingOutput, 400, 403, 404, 409, 415))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = selectors.meeting_for_staff(meeting_id)
         if meeting is None:
@@ -211,7 +166,7 @@ class MeetingLevelApi(APIView):
 
 
 class MeetingCancelApi(APIView):
-    @extend_schema(request=None, responses=responses(MeetingOutput, 404, 409))
+    @extend_schema(request=None, responses=responses(MeetingOutput, 403, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = booking.meeting_cancel(
             meeting=_host_meeting(request, meeting_id),
@@ -241,7 +196,7 @@ class MeetingInvitationsApi(APIView):
 
     @extend_schema(
         request=InvitationsCreateInput,
-        responses=responses(InvitationOutput(many=True), 400, 403, 404, 409, ok_status=201),
+        responses=responses(InvitationOutput(many=True), 400, 403, 404, 409, 415, ok_status=201),
     )
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
@@ -296,17 +251,19 @@ class InvitationRevokeApi(APIView):
 
 class JoinApi(APIView):
     permission_classes = [permissions.AllowAny]
+    schema = NoCredentialsSchema()
 
     @extend_schema(
         request=JoinInput,
         responses={
-            **responses(JoinedOutput, 400, 410, 429, ok_status=201),
+            **responses(JoinedOutput, 400, 410, 415, 429, ok_status=201),
+            401: OpenApiResponse(
+                ErrorOutput, description="Credentials were sent and are wrong (none are needed)"
+            ),
             403: OpenApiResponse(
-                ErrorDetailOutput, description="Unknown meeting ID or wrong passcode (one answer for both)"
+                ErrorOutput, description="Unknown meeting ID or wrong passcode (one answer for both)"
             ),
-            503: OpenApiResponse(
-                ErrorDetailOutput, description="The limiter is down: no passcode is checked"
-            ),
+            503: OpenApiResponse(ErrorOutput, description="The limiter is down: no passcode is checked"),
         },
     )
     def post(self, request: Request) -> Response:
@@ -347,7 +304,7 @@ class LobbyApi(APIView):
 class LobbyDecisionApi(APIView):
     decision = "admit"
 
-    @extend_schema(request=None, responses=responses(LobbyEntryOutput, 404, 409))
+    @extend_schema(request=None, responses=responses(LobbyEntryOutput, 403, 404, 409))
     def post(self, request: Request, meeting_id: str, entry_id: int) -> Response:
         meeting = _host_meeting(request, meeting_id)
         decide = {
@@ -365,7 +322,7 @@ class LobbyDecisionApi(APIView):
 
 
 class LobbyAdmitAllApi(APIView):
-    @extend_schema(request=None, responses=responses(AdmittedCountOutput, 404, 409))
+    @extend_schema(request=None, responses=responses(AdmittedCountOutput, 403, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         admitted = lobby.lobby_admit_all(
@@ -377,7 +334,7 @@ class LobbyAdmitAllApi(APIView):
 class MeetingLifecycleApi(APIView):
     action = "start"
 
-    @extend_schema(request=None, responses=responses(MeetingOutput, 404, 409))
+    @extend_schema(request=None, responses=responses(MeetingOutput, 403, 404, 409))
     def post(self, request: Request, meeting_id: str) -> Response:
         meeting = _host_meeting(request, meeting_id)
         act = {

@@ -1,4 +1,4 @@
-"""API tokens (`Authorization: Token <key>`) and the second-factor question."""
+"""API tokens (`Authorization: Token <key>` or `Bearer <key>`) and the second-factor question."""
 
 from datetime import timedelta
 from typing import Any
@@ -14,14 +14,17 @@ from meetings.models import ApiToken
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Token"
+    # `Bearer` too: the scheme OpenAPI names and generated clients send (RFC 6750). The same
+    # key either way.
+    keywords = (b"token", b"bearer")
 
     def authenticate(self, request: Any) -> tuple[Any, ApiToken] | None:
         parts = authentication.get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword.lower().encode():
+        if not parts or parts[0].lower() not in self.keywords:
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed(
-                "Invalid Authorization header: use 'Authorization: Token <key>'."
+                "Invalid Authorization header: use 'Authorization: Token <key>' or 'Bearer <key>'."
             )
         try:
             key = parts[1].decode()
@@ -106,18 +109,33 @@ def axes_username(request: Any, credentials: dict[str, Any] | None) -> str | Non
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
-    """Describes `Authorization: Token <key>` in the OpenAPI document (registered on import)."""
+    """Describes the API token in the OpenAPI document (registered on import): two schemes,
+    either of which will do, for one key. `bearerAuth` is the standard HTTP scheme that
+    generated clients speak (openapi-python-client's AuthenticatedClient sends `Bearer`);
+    `tokenAuth` is the `Token <key>` header the docs and older clients use."""
 
     target_class = "meetings.authentication.ApiTokenAuthentication"
-    name = "tokenAuth"
+    name = ["tokenAuth", "bearerAuth"]
 
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "Authorization",
-            "description": "`Token <key>`; create one on the API tokens page or with `create_api_token`.",
-        }
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[str]]]:
+        # Alternatives (OR), not both at once (AND, which a single dict would mean).
+        return [{"tokenAuth": []}, {"bearerAuth": []}]
+
+    def get_security_definition(self, auto_schema: Any) -> list[dict[str, str]]:
+        where = "create one on the API tokens page or with `create_api_token`."
+        return [
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": f"`Authorization: Token <key>` (or `Bearer <key>`); {where}",
+            },
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": f"`Authorization: Bearer <key>` (or `Token <key>`); {where}",
+            },
+        ]
 
 
 def session_key_for(request: Any) -> str:

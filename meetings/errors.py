@@ -1,6 +1,6 @@
 """Every exception a service raises, each with a stable `code` and its HTTP status.
 
-The API (api.exception_handler) and the pages (views.common) turn them into answers the
+The API (api_errors.exception_handler) and the pages (views.common) turn them into answers the
 same way, so a refusal reads alike on both. Bodies: `{"field": ["message"]}` for bad input
 that names fields, `{"detail": "message", "code": "..."}` for everything else.
 """
@@ -16,8 +16,7 @@ if TYPE_CHECKING:
 class ServiceError(Exception):
     """Base: a message for the person, a code for programs, a status for HTTP."""
 
-    status = 400
-    code = "invalid"
+    status, code = 400, "invalid"
 
     def __init__(self, message: str, *, code: str | None = None):
         super().__init__(message)
@@ -32,8 +31,7 @@ class ServiceError(Exception):
 class Refused(ServiceError):
     """Bad input or a rule it breaks (400). Carries every violation, each naming its field."""
 
-    status = 400
-    code = "refused"
+    status, code = 400, "refused"
 
     def __init__(self, violations: list[policy.Violation], *, code: str | None = None):
         super().__init__("; ".join(v.message for v in violations), code=code)
@@ -58,43 +56,37 @@ def refused(message: str, *, field: str = "detail", code: str | None = None) -> 
 class Forbidden(ServiceError):
     """The actor may not do this (403): e.g. a second factor is missing."""
 
-    status = 403
-    code = "forbidden"
+    status, code = 403, "forbidden"
 
 
 class NotFound(ServiceError):
     """No such object, or not the actor's (404; one answer for both)."""
 
-    status = 404
-    code = "not_found"
+    status, code = 404, "not_found"
 
 
 class Conflict(ServiceError):
     """The object's state refuses the action (409): cancelled, ended, already decided."""
 
-    status = 409
-    code = "conflict"
+    status, code = 409, "conflict"
 
 
 class Gone(ServiceError):
     """Spent, expired, revoked, or of a meeting that is over (410)."""
 
-    status = 410
-    code = "gone"
+    status, code = 410, "gone"
 
 
 class Limited(ServiceError):
     """Too many attempts (429)."""
 
-    status = 429
-    code = "limited"
+    status, code = 429, "limited"
 
 
 class Unavailable(ServiceError):
     """A service it depends on is down (503): try again later."""
 
-    status = 503
-    code = "unavailable"
+    status, code = 503, "unavailable"
 
 
 class LinkGone(Gone):

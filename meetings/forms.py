@@ -11,19 +11,9 @@ from django.core.validators import validate_email
 from meetings import policy, selectors
 from meetings.models import ClassificationLevel
 from meetings.validators import skipped_local_time, validate_no_control_characters
+from meetings.zones import COMMON_ZONES, zone_choices
 
-COMMON_ZONES = [
-    "UTC",
-    "Europe/London",
-    "Europe/Paris",
-    "Europe/Berlin",
-    "America/New_York",
-    "America/Chicago",
-    "America/Los_Angeles",
-    "Asia/Tokyo",
-    "Asia/Singapore",
-    "Australia/Sydney",
-]
+__all__ = ["COMMON_ZONES", "ApiTokenForm", "BookingForm", "DisplayNameForm", "HostProfileForm", "JoinForm"]
 
 
 class LevelChoiceField(forms.ModelChoiceField):
@@ -61,19 +51,18 @@ class BookingForm(forms.Form):
 
     OPTION_FIELDS = ("cloud_recording", "dial_in", "waiting_room", "e2ee")
 
-    def __init__(self, *args: Any, level: ClassificationLevel, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, level: ClassificationLevel, keep_zone: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.level = level
         levels_field = self.fields["classification"]
         assert isinstance(levels_field, forms.ModelChoiceField)
         levels_field.queryset = selectors.levels()
         levels_field.initial = level.code
-        zones = sorted(zoneinfo.available_timezones())
         timezone_field = self.fields["timezone"]
         assert isinstance(timezone_field, forms.ChoiceField)
-        timezone_field.choices = [(z, z) for z in COMMON_ZONES] + [
-            (z, z) for z in zones if z not in COMMON_ZONES
-        ]
+        timezone_field.choices = zone_choices(keep=keep_zone)
         self.locks = policy.option_locks(level)
         for name, lock in self.locks.items():
             field = self.fields[name]
@@ -81,8 +70,24 @@ class BookingForm(forms.Form):
             # locked value), so a forged value reaches the policy check and is refused
             # out loud instead of being silently replaced.
             field.widget.attrs["disabled"] = True
+            field.widget.attrs["aria-describedby"] = f"lock-{name}"
             field.initial = lock.value
             field.help_text = lock.reason
+
+    def level_locks(self, levels: list[ClassificationLevel], has_factor: bool) -> dict[str, Any]:
+        """What each level fixes, for static/js/booking.js to apply in place (no reload)."""
+        return {
+            level.code: {
+                "name": level.name,
+                "bookable": level.bookable,
+                "needs_factor": level.require_host_mfa and not has_factor,
+                "locks": {
+                    name: {"value": lock.value, "reason": lock.reason}
+                    for name, lock in policy.option_locks(level).items()
+                },
+            }
+            for level in levels
+        }
 
     def option_rows(self) -> list[dict[str, Any]]:
         return [{"field": self[name], "lock": self.locks.get(name)} for name in self.OPTION_FIELDS]
@@ -144,7 +149,32 @@ class JoinForm(forms.Form):
         return value
 
 
+class DisplayNameForm(forms.Form):
+    """The name a participant joining by link chooses, as the host will see it."""
+
+    # Optional: left blank, the host sees the signed-in name or the invited address's local part.
+    display_name = forms.CharField(
+        label="Your name, as the host will see it",
+        max_length=80,
+        required=False,
+        validators=[validate_no_control_characters],
+    )
+
+
 class ApiTokenForm(forms.Form):
     label = forms.CharField(
         max_length=100, required=False, help_text="What the token is for, e.g. 'calendar sync on build01'."
     )
+
+
+class HostProfileForm(forms.Form):
+    timezone = forms.ChoiceField(
+        label="Your time zone",
+        help_text="Pages show times in this zone, with UTC beside them. Type to search the list.",
+    )
+
+    def __init__(self, *args: Any, keep_zone: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        zone_field = self.fields["timezone"]
+        assert isinstance(zone_field, forms.ChoiceField)
+        zone_field.choices = zone_choices(keep=keep_zone)

@@ -356,6 +356,9 @@ class JoinLink(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # The invitee list picks each invitation's latest link (ORDER BY id DESC LIMIT 1):
+        # without this the planner may walk the primary key backwards for every invitee.
+        indexes = [models.Index(fields=["invitation", "id"], name="joinlink_invitation_latest")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(revoked_at__isnull=True, revoked_reason="")
@@ -404,7 +407,24 @@ class OutboundMessage(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            # The invitee list's latest message per invitation (see JoinLink's index).
+            models.Index(fields=["invitation", "id"], name="outbound_invitation_latest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.to_email} ({self.status})"
+
+
+class HostProfile(models.Model):
+    """A person's own preferences. Blank zone: pages use the browser's zone."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="host_profile"
+    )
+    timezone = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user_id}"

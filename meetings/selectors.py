@@ -16,6 +16,7 @@ from meetings.models import (
     ApiToken,
     ClassificationLevel,
     ConferenceRoom,
+    HostProfile,
     Invitation,
     JoinLink,
     LobbyEntry,
@@ -246,3 +247,10 @@ def outbox_due() -> list[int]:
 def media_rooms_open() -> list[int]:
     """Meetings whose media room may need syncing (for the periodic task)."""
     return list(ConferenceRoom.objects.filter(closed_at=None).values_list("meeting_id", flat=True))
+
+
+def host_zone(user: AbstractBaseUser | AnonymousUser) -> str:
+    """The zone the signed-in person chose in their profile, or "" (pages then use the browser's)."""
+    if not user.is_authenticated:
+        return ""
+    return HostProfile.objects.filter(user_id=user.pk).values_list("timezone", flat=True).first() or ""

@@ -330,11 +330,19 @@ class JoinedOutput(serializers.Serializer):
     status_url = serializers.CharField(help_text="JSON status, authorised by this browser session.")
 
 
-class ErrorDetailOutput(serializers.Serializer):
-    detail = serializers.CharField()
+class ErrorOutput(serializers.Serializer):
+    """Every refusal that names no field: `{"detail": "message", "code": "..."}`."""
+
+    detail = serializers.CharField(help_text="For people.")
     code = serializers.CharField(
-        required=False, help_text="Stable, for programs: e.g. meeting_ended, already_decided, limited."
+        help_text="Stable, for programs: e.g. meeting_ended, already_decided, limited, not_found."
     )
+
+
+class ValidationErrorOutput(serializers.Serializer):
+    """Bad input by field: `{"field": ["message", ...]}`; for an item of a list,
+    `{"field": {"index": ["message", ...]}}`. Its schema is written out in meetings.schema,
+    since a serializer's fields cannot say "any field name"."""
 
 
 class AdmittedCountOutput(serializers.Serializer):

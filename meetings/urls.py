@@ -9,6 +9,9 @@ urlpatterns = [
     path("meetings/", hosts.meeting_list, name="list"),
     path("meetings/new/", hosts.meeting_book, name="book"),
     path("meetings/<str:meeting_id>/", hosts.meeting_detail, name="detail"),
+    path("meetings/<str:meeting_id>/edit/", hosts.meeting_edit, name="edit"),
+    path("meetings/<str:meeting_id>/booked/", hosts.meeting_booked, name="booked"),
+    path("meetings/<str:meeting_id>/passcode/new/", hosts.meeting_passcode_shown, name="passcode_shown"),
     path("meetings/<str:meeting_id>/cancel/", hosts.meeting_cancel, name="cancel"),
     path("meetings/<str:meeting_id>/passcode/", hosts.meeting_rotate_passcode, name="rotate_passcode"),
     path("meetings/<str:meeting_id>/invitations/", hosts.meeting_invitations, name="invitations"),
@@ -29,12 +32,14 @@ urlpatterns = [
     ),
     path("meetings/<str:meeting_id>/room/", hosts.meeting_room_host, name="host_room"),
     path("meetings/<str:meeting_id>/room/e2ee/", e2ee.host_keys, name="host_e2ee_keys"),
+    path("meetings/<str:meeting_id>/room/people/", hosts.meeting_room_people, name="host_room_people"),
     path("meetings/<str:meeting_id>/<str:action>/", hosts.meeting_lifecycle, name="lifecycle"),
     path("join/", participants.join, name="join"),
     path("join/<int:entry_id>/", participants.join_waiting, name="join_waiting"),
     path("join/<int:entry_id>/status/", participants.join_status, name="join_status"),
     path("join/<int:entry_id>/room/", participants.join_room, name="join_room"),
     path("join/<int:entry_id>/room/e2ee/", e2ee.participant_keys, name="join_e2ee_keys"),
+    path("join/<int:entry_id>/room/people/", participants.join_room_people, name="join_room_people"),
 ]
 
 api_urlpatterns = [

@@ -266,18 +266,20 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    # DRF's three, with JSON nested too deeply for the decoder a 400 rather than a 500.
-    "DEFAULT_PARSER_CLASSES": [
-        "meetings.parsers.BoundedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
-    "EXCEPTION_HANDLER": "meetings.api.exception_handler",
+    # JSON bodies only (415 for any other): one media type per body in the schema, which
+    # generated clients need. JSON nested too deeply for the decoder is a 400, not a 500.
+    "DEFAULT_PARSER_CLASSES": ["meetings.parsers.BoundedJSONParser"],
+    "EXCEPTION_HANDLER": "meetings.api_errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Antechamber API",
-    "DESCRIPTION": "Book policy-checked meetings. Authenticate with `Authorization: Token <key>`.",
+    "DESCRIPTION": (
+        "Book policy-checked meetings. Authenticate with `Authorization: Token <key>` or "
+        "`Authorization: Bearer <key>`. Bodies are JSON."
+    ),
     "VERSION": "1.0.0",
+    # Where this deployment answers (paths in the document start with /api/v1/).
+    "SERVERS": [{"url": SITE_URL}],
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # Served from our own static files: no CDN, and nothing the CSP would have to allow.

@@ -10,7 +10,10 @@ os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from scheduler.settings import *  # noqa: E402,F403
-from scheduler.settings import STORAGES  # noqa: E402
+from scheduler.settings import REST_FRAMEWORK, STORAGES  # noqa: E402
+
+# DRF's test client sends JSON unless told otherwise: the API takes nothing else.
+REST_FRAMEWORK = {**REST_FRAMEWORK, "TEST_REQUEST_DEFAULT_FORMAT": "json"}
 
 # Templates use {% static %}; the manifest needs collectstatic, which tests do not run.
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

@@ -34,6 +34,7 @@ urlpatterns = [
     # The old name still resolves, to the same two-step sign-in.
     path("accounts/login/", two_factor_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/profile/", accounts.profile, name="profile"),
     path("accounts/tokens/", accounts.api_token_list, name="api_tokens"),
     path("accounts/tokens/<int:token_id>/revoke/", accounts.api_token_revoke, name="api_token_revoke"),
     path("admin/", admin.site.urls),
@@ -44,4 +45,5 @@ urlpatterns = [
     path("", include("meetings.urls")),
 ]
 
-handler404 = "meetings.views.common.page_not_found"
+# JSON for unmatched paths under /api/ (the API's documented 404), the usual page elsewhere.
+handler404 = "meetings.api_errors.page_not_found"

@@ -68,8 +68,8 @@ def test_sign_in_book_and_see_the_passcode_once(page, live_server, alice, passwo
     sign_in(page, live_server, "alice", password)
     page.click("text=Book a meeting")
 
-    # The level comes first: choosing SECRET reloads the form with its locks.
-    page.select_option("#level", "secret")
+    # The level comes first: choosing SECRET applies its locks in place (no reload).
+    page.select_option("#id_classification", "secret")
     page.wait_for_url("**/meetings/new/?level=secret")
     assert page.is_disabled("#id_cloud_recording")
     assert page.is_disabled("#id_dial_in")
@@ -77,7 +77,7 @@ def test_sign_in_book_and_see_the_passcode_once(page, live_server, alice, passwo
     assert page.inner_text(".banner") == "SECRET"
     shoot(page, "booking-form-secret")
 
-    page.select_option("#level", "official")
+    page.select_option("#id_classification", "official")
     page.wait_for_url("**/meetings/new/?level=official")
     assert page.is_enabled("#id_cloud_recording")
     starts = (timezone.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
@@ -93,6 +93,7 @@ def test_sign_in_book_and_see_the_passcode_once(page, live_server, alice, passwo
     passcode = page.inner_text("#passcode")
     meeting_id = page.inner_text("#meeting-id")
     assert "only now" in page.content()
+    assert page.url.endswith(f"/meetings/{page.inner_text('#meeting-id')}/booked/")
     shoot(page, "booking-confirmation")
     meeting = Meeting.objects.get()
     assert meeting.display_id == meeting_id and meeting.dial_in is True
@@ -170,7 +171,8 @@ def test_enrol_an_authenticator_then_book_official_sensitive(page, live_server, 
 
     sign_in(page, live_server, "alice", password)
     page.goto(f"{live_server.url}/meetings/new/?level=official-sensitive")
-    assert "need a second factor" in page.content()
+    assert "need a second factor" in page.inner_text("#level-needs-factor")
+    assert page.is_visible("#level-needs-factor")
     page.click("text=sign in with your authenticator app (or set one up)")
     page.wait_for_url("**/accounts/two_factor/setup/**")
     page.click("button[type=submit]:has-text('Next')")  # past the welcome step
@@ -181,7 +183,8 @@ def test_enrol_an_authenticator_then_book_official_sensitive(page, live_server, 
     page.fill("#id_generator-token", f"{totp(b32decode(secret)):06d}")
     page.click("button[type=submit]:has-text('Next')")
     page.wait_for_url("**/meetings/new/?level=official-sensitive")
-    assert "need a second factor" not in page.content()
+    assert page.is_hidden("#level-needs-factor")
+    assert "Make backup codes under Security" in page.inner_text(".messages")
 
 
 def test_staff_read_the_audit_log_in_the_admin(page, live_server, carol, password):

@@ -1,5 +1,7 @@
 """Issue 14, part 1: the level field `e2ee`, the meeting option `e2ee`, and what E2EE rules out."""
 
+import re
+
 import pytest
 
 from meetings import policy
@@ -228,3 +230,18 @@ def test_meeting_page_says_whether_it_is_end_to_end_encrypted(alice_web_verified
     booked = alice_api.post("/api/v1/meetings/", booking_body(classification="secret"), format="json").json()
     page = alice_web_verified.get(f"/meetings/{booked['id']}/").content.decode()
     assert "End-to-end encryption: on" in page
+
+
+def test_the_edit_page_shows_e2ee_as_it_is_and_keeps_it(alice_web_verified, meeting_factory):
+    from tests.test_pages import edit_data
+
+    meeting = meeting_factory(e2ee=True).meeting
+    page = alice_web_verified.get(f"/meetings/{meeting.display_id}/edit/").content.decode()
+    [box] = re.findall(r'<input type="checkbox" name="e2ee"[^>]*>', page)
+    assert " checked" in box
+    response = alice_web_verified.post(
+        f"/meetings/{meeting.display_id}/edit/", {**edit_data(meeting, title="Renamed"), "e2ee": "on"}
+    )
+    assert response.status_code == 302
+    meeting.refresh_from_db()
+    assert meeting.title == "Renamed" and meeting.e2ee is True

@@ -343,7 +343,9 @@ def test_host_invitee_page_invites_resends_and_revokes(alice_web, django_capture
     from tests.test_views import form_data
 
     booked = alice_web.post(
-        "/meetings/new/", {**form_data("official"), "invitees": "ann@example.org, ben@example.org"}
+        "/meetings/new/",
+        {**form_data("official"), "invitees": "ann@example.org, ben@example.org"},
+        follow=True,
     )
     assert booked.status_code == 200, booked.content
     meeting = booked.context["meeting"]

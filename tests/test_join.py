@@ -136,7 +136,7 @@ def test_limiter_down_fails_closed_without_checking_any_passcode(alice_api, sett
         response = APIClient().post("/api/v1/join/", join_data(meeting_id, attempt), format="json")
         assert response.status_code == 503
         assert "unavailable" in response.json()["detail"]
-    page = APIClient().post("/join/", join_data(meeting_id, passcode))
+    page = APIClient().post("/join/", join_data(meeting_id, passcode), format="multipart")
     assert page.status_code == 503
     assert counter.calls == 0
     assert not LobbyEntry.objects.exists()

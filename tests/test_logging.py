@@ -28,12 +28,12 @@ def test_a_booking_rotation_and_token_flow_logs_no_secret(alice_web_verified, ca
     caplog.set_level(logging.DEBUG)  # the root logger, everything
     secrets_seen: list[str] = []
 
-    booked = alice_web_verified.post("/meetings/new/", form_data("official-sensitive"))
+    booked = alice_web_verified.post("/meetings/new/", form_data("official-sensitive"), follow=True)
     assert booked.status_code == 200
     secrets_seen.append(booked.context["passcode"])
     meeting = Meeting.objects.get()
 
-    rotated = alice_web_verified.post(f"/meetings/{meeting.display_id}/passcode/")
+    rotated = alice_web_verified.post(f"/meetings/{meeting.display_id}/passcode/", follow=True)
     assert rotated.status_code == 200
     secrets_seen.append(rotated.context["passcode"])
 

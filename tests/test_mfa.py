@@ -196,13 +196,13 @@ def test_host_without_a_second_factor_cannot_book_official_sensitive_but_can_boo
     assert not Meeting.objects.exists()
 
     booked = alice_web.post("/meetings/new/", form_data("official"))
-    assert booked.status_code == 200
+    assert booked.status_code == 302
     assert Meeting.objects.get().classification.code == "official"
 
 
 def test_host_with_a_second_factor_can_book_official_sensitive(alice_web_verified):
     response = alice_web_verified.post("/meetings/new/", form_data("official-sensitive"))
-    assert response.status_code == 200
+    assert response.status_code == 302
     assert Meeting.objects.get().classification.code == "official-sensitive"
 
 

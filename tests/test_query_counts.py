@@ -67,3 +67,42 @@ def test_my_meetings_page_costs_the_same_queries_for_10_and_1000_meetings(alice,
     large, response = _queries(alice_web, "/meetings/")
     assert response.content.decode().count('class="tag level-') == 1000
     assert small == large
+
+
+@pytest.mark.services
+def test_the_invitee_list_of_5000_uses_the_latest_per_invitation_indexes(meeting_factory):
+    """A page of 5,000 invitees timed out on PostgreSQL: each invitee's latest link and
+    message were found by walking the primary key backwards. The plan must use the
+    (invitation, id) indexes."""
+    from meetings import selectors
+    from meetings.models import Invitation, JoinLink, OutboundMessage
+    from tests import real_services as real
+
+    if connection.vendor != "postgresql":
+        real.missing("query plans are PostgreSQL's (set DATABASE_URL=postgres://...)")
+    meeting = meeting_factory().meeting
+    invitations = Invitation.objects.bulk_create(
+        Invitation(meeting=meeting, email=f"p{n}@example.org", invited_by=meeting.host) for n in range(5000)
+    )
+    expires = timezone.now() + timedelta(days=1)
+    JoinLink.objects.bulk_create(
+        JoinLink(invitation=inv, token_hash=f"{n:064x}", expires_at=expires)
+        for n, inv in enumerate(invitations)
+    )
+    OutboundMessage.objects.bulk_create(
+        OutboundMessage(
+            meeting=meeting,
+            invitation=inv,
+            kind="invitation",
+            to_email=inv.email,
+            subject="s",
+            body_text="b",
+            message_id=f"<{n}@example.org>",
+            next_attempt_at=expires,
+        )
+        for n, inv in enumerate(invitations)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    plan = selectors.invitations_for_meeting(meeting).explain()
+    assert "joinlink_invitation_latest" in plan and "outbound_invitation_latest" in plan, plan

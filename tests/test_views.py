@@ -37,7 +37,7 @@ def form_data(level: str, **options) -> dict[str, str]:
 def test_policy_matrix_through_the_web_form(alice_web_verified, level, case):
     options, _field = CASES[case]
     before = row_counts()
-    response = alice_web_verified.post("/meetings/new/", form_data(level, **options))
+    response = alice_web_verified.post("/meetings/new/", form_data(level, **options), follow=True)
     refused = expected_refusals(level, case)
     if refused:
         assert response.status_code == 400
@@ -48,6 +48,7 @@ def test_policy_matrix_through_the_web_form(alice_web_verified, level, case):
     else:
         assert response.status_code == 200
         meeting = Meeting.objects.get()
+        assert response.redirect_chain == [(f"/meetings/{meeting.display_id}/booked/", 302)]
         assert meeting.classification.code == level
         for name, value in options.items():
             assert getattr(meeting, name) is value
@@ -71,28 +72,28 @@ def test_form_shows_every_locked_option_disabled_with_the_reason(alice_web):
     assert content.count("disabled") >= 3
     assert "need a second factor" in content
     official = alice_web.get("/meetings/new/?level=official").content.decode()
-    assert "is not allowed for" not in official and "disabled" not in official
+    assert "Locked by" not in official and "disabled" not in official
 
 
 def test_host_without_second_factor_cannot_book_at_official_sensitive_but_can_at_official(alice_web):
     refused = alice_web.post("/meetings/new/", form_data("official-sensitive"))
     assert refused.status_code == 400
     assert "needs a second factor" in refused.content.decode()
-    assert alice_web.post("/meetings/new/", form_data("official")).status_code == 200
+    assert alice_web.post("/meetings/new/", form_data("official")).status_code == 302
     assert Meeting.objects.get().classification.code == "official"
 
 
 def test_form_reads_the_time_in_the_chosen_zone(alice_web):
     data = form_data("official")
     data.update({"starts_at": "2031-07-01T09:00", "timezone": "Europe/Paris"})
-    assert alice_web.post("/meetings/new/", data).status_code == 200
+    assert alice_web.post("/meetings/new/", data).status_code == 302
     meeting = Meeting.objects.get()
     assert meeting.starts_at.isoformat() == "2031-07-01T07:00:00+00:00"  # CEST is UTC+2
     assert meeting.timezone == "Europe/Paris"
 
 
 def test_list_and_detail_pages_show_the_banner_and_hide_the_passcode(alice_web):
-    booked = alice_web.post("/meetings/new/", form_data("official", cloud_recording=True))
+    booked = alice_web.post("/meetings/new/", form_data("official", cloud_recording=True), follow=True)
     meeting, passcode = booked.context["meeting"], booked.context["passcode"]
     listing = alice_web.get("/meetings/").content.decode()
     assert meeting.display_id in listing and "Board meeting" in listing
@@ -103,9 +104,9 @@ def test_list_and_detail_pages_show_the_banner_and_hide_the_passcode(alice_web):
 
 
 def test_rotate_and_cancel_from_the_meeting_page(alice_web):
-    booked = alice_web.post("/meetings/new/", form_data("official"))
+    booked = alice_web.post("/meetings/new/", form_data("official"), follow=True)
     meeting, old = booked.context["meeting"], booked.context["passcode"]
-    rotated = alice_web.post(f"/meetings/{meeting.display_id}/passcode/")
+    rotated = alice_web.post(f"/meetings/{meeting.display_id}/passcode/", follow=True)
     assert rotated.status_code == 200
     new = rotated.context["passcode"]
     assert new != old and new in rotated.content.decode()
@@ -120,7 +121,7 @@ def test_rotate_and_cancel_from_the_meeting_page(alice_web):
 
 
 def test_bob_gets_404_on_alices_meeting_pages(alice_web, bob, client):
-    meeting = alice_web.post("/meetings/new/", form_data("official")).context["meeting"]
+    meeting = alice_web.post("/meetings/new/", form_data("official"), follow=True).context["meeting"]
     client.force_login(bob)
     for url in (meeting.get_absolute_url(),):
         assert client.get(url).status_code == 404

@@ -307,34 +307,24 @@ def _lobby_decide(
     return entry
 
 
-def lobby_admit(*, meeting: Meeting, entry_id: int, actor: User, host_has_second_factor: bool) -> LobbyEntry:
-    return _lobby_decide(
-        meeting=meeting,
-        entry_id=entry_id,
-        actor=actor,
-        decision="admit",
-        host_has_second_factor=host_has_second_factor,
-    )
+def _decision(decision: str) -> Callable[..., LobbyEntry]:
+    def decide(*, meeting: Meeting, entry_id: int, actor: User, host_has_second_factor: bool) -> LobbyEntry:
+        return _lobby_decide(
+            meeting=meeting,
+            entry_id=entry_id,
+            actor=actor,
+            decision=decision,
+            host_has_second_factor=host_has_second_factor,
+        )
+
+    decide.__name__ = decide.__qualname__ = f"lobby_{decision}"
+    decide.__doc__ = f"The host's {decision!r} of one waiting-room entry (see _DECISIONS)."
+    return decide
 
 
-def lobby_deny(*, meeting: Meeting, entry_id: int, actor: User, host_has_second_factor: bool) -> LobbyEntry:
-    return _lobby_decide(
-        meeting=meeting,
-        entry_id=entry_id,
-        actor=actor,
-        decision="deny",
-        host_has_second_factor=host_has_second_factor,
-    )
-
-
-def lobby_remove(*, meeting: Meeting, entry_id: int, actor: User, host_has_second_factor: bool) -> LobbyEntry:
-    return _lobby_decide(
-        meeting=meeting,
-        entry_id=entry_id,
-        actor=actor,
-        decision="remove",
-        host_has_second_factor=host_has_second_factor,
-    )
+lobby_admit = _decision("admit")
+lobby_deny = _decision("deny")
+lobby_remove = _decision("remove")
 
 
 def lobby_admit_all(*, meeting: Meeting, actor: User, host_has_second_factor: bool) -> int:

@@ -15,7 +15,8 @@ from two_factor.views import SetupView
 
 from meetings import errors, selectors
 from meetings.authentication import has_second_factor, signed_in_user
-from meetings.forms import ApiTokenForm
+from meetings.forms import ApiTokenForm, HostProfileForm
+from meetings.models import HostProfile
 from meetings.services import tokens
 from meetings.views.common import second_factor_url
 
@@ -43,6 +44,14 @@ class SecondFactorSetupView(SetupView):
     def done(self, form_list: Any, **kwargs: Any) -> HttpResponse:
         response = super().done(form_list, **kwargs)
         self.request.session.cycle_key()
+        if self.get_redirect_url():
+            # The library then skips its "set up" page (which offers backup codes) and
+            # goes straight back: offer them here instead.
+            messages.info(
+                self.request,
+                "Your authenticator app is set up. Make backup codes under Security, "
+                "in case you lose your phone.",
+            )
         return response
 
 
@@ -92,3 +101,25 @@ def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     else:
         messages.success(request, f"Token {token.prefix}… is revoked; it stops working now.")
     return redirect("api_tokens")
+
+
+@never_cache
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    """The host's own zone; pages show times in it (else in the browser's zone)."""
+    user = signed_in_user(request)
+    current = selectors.host_zone(user)
+    form = HostProfileForm(request.POST or None, initial={"timezone": current}, keep_zone=current)
+    if request.method == "POST" and form.is_valid():
+        # A preference row, not a meeting, invitation or lobby row: no service, no audit.
+        HostProfile.objects.update_or_create(user=user, defaults={"timezone": form.cleaned_data["timezone"]})
+        messages.success(
+            request, f"Times are now shown in {form.cleaned_data['timezone']}, with UTC beside them."
+        )
+        return redirect("profile")
+    return render(
+        request,
+        "meetings/profile.html",
+        {"form": form, "current": current},
+        status=400 if request.method == "POST" else 200,
+    )

@@ -1,17 +1,23 @@
 """What the page modules share: finding the host's meeting, and answering a refusal."""
 
+import time
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views import defaults
 from django_otp import user_has_device
 
-from meetings import errors, policy, selectors
+from meetings import errors, policy, sealing, selectors
 from meetings.audit import audit_refusal
-from meetings.models import Meeting
+from meetings.authentication import has_second_factor
+from meetings.forms import BookingForm
+from meetings.models import ClassificationLevel, Meeting
+
+# One passcode, held between a POST that made it and the one GET that shows it.
+SHOWN_ONCE_KEY = "antechamber.shown_once"
+SHOWN_ONCE_SECONDS = 300
 
 
 def host_meeting(request: HttpRequest, meeting_id: str) -> Meeting:
@@ -63,8 +69,65 @@ def default_name(request: HttpRequest) -> str:
     return ""
 
 
-def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """404 for a URL that matches nothing: JSON under /api/ (as every API answer), else the page."""
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
-    return defaults.page_not_found(request, exception)
+def show_once(request: HttpRequest, meeting: Meeting, passcode: str, url_name: str) -> HttpResponse:
+    """Post/redirect/get for a new passcode: hold it in the session for the next page only.
+
+    SECURITY: the passcode is in the session store (not a URL, not a cookie the browser
+    can read) from this redirect until the page it leads to pops it, at most a few
+    minutes; reloading that page, or coming back later, shows it no more. Sealed
+    (meetings/sealing.py) under a key that is not in the database, so the session table
+    never holds a passcode in the clear, even for those minutes.
+    """
+    request.session[SHOWN_ONCE_KEY] = {
+        "meeting": meeting.display_id,
+        "passcode": sealing.seal(passcode, row_id=f"show-once:{meeting.display_id}"),
+        "at": time.time(),
+    }
+    return redirect(url_name, meeting_id=meeting.display_id)
+
+
+def take_shown_once(request: HttpRequest, meeting: Meeting) -> str | None:
+    """The passcode held for this meeting's page, removed from the session as it is read."""
+    held = request.session.pop(SHOWN_ONCE_KEY, None)
+    if not isinstance(held, dict) or held.get("meeting") != meeting.display_id:
+        return None
+    if time.time() - float(held.get("at", 0)) > SHOWN_ONCE_SECONDS:
+        return None
+    try:
+        return sealing.unseal(str(held["passcode"]), row_id=f"show-once:{meeting.display_id}")
+    except (sealing.Unsealable, ValueError):
+        return None
+
+
+def typed_initial(request: HttpRequest, level: ClassificationLevel) -> dict[str, Any]:
+    """What was typed, as a form's initial values, for "Apply level" without JavaScript;
+    options the new level locks take the level's value instead."""
+    locks = policy.option_locks(level)
+    initial: dict[str, Any] = {
+        name: request.POST.get(name, "")
+        for name in ("title", "starts_at", "timezone", "duration_minutes", "invitees")
+    }
+    for name in BookingForm.OPTION_FIELDS:
+        if name not in locks:
+            initial[name] = request.POST.get(name) == "on"
+    return initial
+
+
+def form_context(
+    request: HttpRequest, form: BookingForm, level: ClassificationLevel, levels: list[ClassificationLevel]
+) -> dict[str, Any]:
+    factor = has_second_factor(request)
+    return {
+        "form": form,
+        "level": level,
+        "levels": levels,
+        "level_locks": form.level_locks(levels, factor),
+        "needs_factor": level.require_host_mfa and not factor,
+        "factor_url": second_factor_url(request),
+    }
+
+
+def room_people(meeting: Meeting) -> list[str]:
+    """Who is in the room: the host first, then everyone admitted."""
+    host = meeting.host
+    return [f"{host.get_full_name() or host.get_username()} (host)", *selectors.people_in(meeting)]

@@ -1,12 +1,14 @@
 """Pages for hosts: booking, the meeting, its invitees, its waiting room and its room."""
 
+import zoneinfo
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -20,7 +22,17 @@ from meetings.middleware import join_page
 from meetings.models import Meeting
 from meetings.serializers import InvitationOutput
 from meetings.services import booking, invitations, lifecycle, lobby
-from meetings.views.common import default_name, host_meeting, option_rows, refusal_page, second_factor_url
+from meetings.views.common import (
+    default_name,
+    form_context,
+    host_meeting,
+    option_rows,
+    refusal_page,
+    room_people,
+    show_once,
+    take_shown_once,
+    typed_initial,
+)
 from meetings.views.e2ee import with_key_relay
 
 
@@ -39,8 +51,14 @@ def meeting_book(request: HttpRequest) -> HttpResponse:
     level = next((lv for lv in levels if lv.code == wanted), None) or next(
         (lv for lv in levels if lv.bookable), levels[0]
     )
-    form = BookingForm(request.POST or None, level=level)
-    if request.method == "POST" and form.is_valid():
+    if "apply_level" in request.POST:
+        # Without JavaScript: "Apply level" shows the new level's locks and keeps what was typed.
+        form = BookingForm(initial=typed_initial(request, level), level=level)
+    else:
+        form = BookingForm(
+            request.POST or None, level=level, initial={"timezone": selectors.host_zone(request.user)}
+        )
+    if request.method == "POST" and "apply_level" not in request.POST and form.is_valid():
         data = form.cleaned_data
         try:
             booked = booking.meeting_book(
@@ -62,24 +80,12 @@ def meeting_book(request: HttpRequest) -> HttpResponse:
             for violation in refused.violations:
                 form.add_error(violation.field if violation.field in form.fields else None, violation.message)
         else:
-            # SECURITY: the passcode is rendered in this response only, never stored or redirected with.
-            return render(
-                request,
-                "meetings/meeting_booked.html",
-                {"meeting": booked.meeting, "passcode": booked.passcode},
-            )
-    status = 400 if request.method == "POST" else 200
+            return show_once(request, booked.meeting, booked.passcode, "meetings:booked")
     return render(
         request,
         "meetings/meeting_form.html",
-        {
-            "form": form,
-            "level": level,
-            "levels": levels,
-            "needs_factor": level.require_host_mfa and not has_second_factor(request),
-            "factor_url": second_factor_url(request),
-        },
-        status=status,
+        form_context(request, form, level, levels),
+        status=400 if request.method == "POST" and "apply_level" not in request.POST else 200,
     )
 
 
@@ -116,7 +122,7 @@ def meeting_rotate_passcode(request: HttpRequest, meeting_id: str) -> HttpRespon
         )
     except errors.ServiceError as error:
         return refusal_page(request, error, meeting=meeting, back_url=meeting.get_absolute_url())
-    return render(request, "meetings/passcode_rotated.html", {"meeting": meeting, "passcode": passcode})
+    return show_once(request, meeting, passcode, "meetings:passcode_shown")
 
 
 # --- Invitations ------------------------------------------------------------------------
@@ -270,7 +276,9 @@ def meeting_lifecycle(request: HttpRequest, meeting_id: str, action: str) -> Htt
     except errors.ServiceError as error:
         return refusal_page(request, error, meeting=meeting, back_url=meeting.get_absolute_url())
     messages.success(request, done)
-    return redirect(meeting)
+    return redirect(
+        _lobby_url(meeting) if request.POST.get("back") == "lobby" else meeting.get_absolute_url()
+    )
 
 
 @join_page
@@ -289,7 +297,8 @@ def meeting_room_host(request: HttpRequest, meeting_id: str) -> HttpResponse:
         {
             "meeting": meeting,
             "display_name": f"{name} (host)",
-            "people": selectors.people_in(meeting),
+            "people": room_people(meeting),
+            "people_url": reverse("meetings:host_room_people", kwargs={"meeting_id": meeting.display_id}),
             "options": option_rows(meeting, with_waiting_room=False),
             "media": with_key_relay(
                 request,
@@ -299,3 +308,115 @@ def meeting_room_host(request: HttpRequest, meeting_id: str) -> HttpResponse:
             "media_configured": selectors.media_configured(),
         },
     )
+
+
+# --- Editing, and the pages that show a passcode once ---------------------------------
+
+
+def _edit_initial(meeting: Meeting) -> dict[str, object]:
+    local = meeting.starts_at.astimezone(zoneinfo.ZoneInfo(meeting.timezone))
+    return {
+        "title": meeting.title,
+        "starts_at": local.replace(tzinfo=None, second=0, microsecond=0),
+        "timezone": meeting.timezone,
+        "duration_minutes": meeting.duration_minutes,
+        "cloud_recording": meeting.cloud_recording,
+        "dial_in": meeting.dial_in,
+        "waiting_room": meeting.waiting_room,
+        "e2ee": meeting.e2ee,
+    }
+
+
+def _changes(meeting: Meeting, data: dict[str, Any]) -> dict[str, Any]:
+    """Only what the host changed: a form resubmitted unchanged changes nothing (no mail).
+    The form has minutes only, so a start the API stored with seconds is kept as it is."""
+    changes: dict[str, Any] = {}
+    for name in booking.MEETING_CHANGEABLE:
+        new, old = data[name], getattr(meeting, name)
+        if name == "starts_at":
+            old = old.replace(second=0, microsecond=0)
+        if name == "classification":
+            new, old = new.code, old.code
+        if new != old:
+            changes[name] = data[name]
+    return changes
+
+
+@never_cache
+@login_required
+def meeting_edit(request: HttpRequest, meeting_id: str) -> HttpResponse:
+    """Change or reschedule: the same service as the API's PATCH, the booking form's locks."""
+    meeting = host_meeting(request, meeting_id)
+    levels = list(selectors.levels())
+    wanted = request.POST.get("classification") or request.GET.get("level") or meeting.classification.code
+    level = next((lv for lv in levels if lv.code == wanted), meeting.classification)
+    if "apply_level" in request.POST:
+        form = BookingForm(initial=typed_initial(request, level), level=level, keep_zone=meeting.timezone)
+    else:
+        form = BookingForm(
+            request.POST or None, level=level, keep_zone=meeting.timezone, initial=_edit_initial(meeting)
+        )
+    if request.method == "POST" and "apply_level" not in request.POST and form.is_valid():
+        changes = _changes(meeting, form.cleaned_data)
+        try:
+            updated = booking.meeting_update(
+                meeting=meeting,
+                actor=signed_in_user(request),
+                changes=changes,
+                host_has_second_factor=has_second_factor(request),
+            )
+        except errors.Refused as refused:
+            audit_refusal(
+                request=request, code=refused.code, status=400, message=refused.message, meeting=meeting
+            )
+            for violation in refused.violations:
+                form.add_error(violation.field if violation.field in form.fields else None, violation.message)
+        except errors.ServiceError as error:
+            return refusal_page(request, error, meeting=meeting, back_url=meeting.get_absolute_url())
+        else:
+            if updated.passcode is not None:
+                messages.info(request, f"{updated.meeting.classification.name} needs a stronger passcode.")
+                return show_once(request, updated.meeting, updated.passcode, "meetings:passcode_shown")
+            if changes:
+                messages.success(request, "Saved. Invitees were sent the change where it concerns them.")
+            else:
+                messages.info(request, "Nothing was changed.")
+            return redirect(updated.meeting.get_absolute_url())
+    return render(
+        request,
+        "meetings/meeting_form.html",
+        {**form_context(request, form, level, levels), "meeting": meeting},
+        status=400 if request.method == "POST" and "apply_level" not in request.POST else 200,
+    )
+
+
+@never_cache
+@login_required
+@require_GET
+def meeting_booked(request: HttpRequest, meeting_id: str) -> HttpResponse:
+    meeting = host_meeting(request, meeting_id)
+    return render(
+        request,
+        "meetings/meeting_booked.html",
+        {"meeting": meeting, "passcode": take_shown_once(request, meeting)},
+    )
+
+
+@never_cache
+@login_required
+@require_GET
+def meeting_passcode_shown(request: HttpRequest, meeting_id: str) -> HttpResponse:
+    meeting = host_meeting(request, meeting_id)
+    return render(
+        request,
+        "meetings/passcode_rotated.html",
+        {"meeting": meeting, "passcode": take_shown_once(request, meeting)},
+    )
+
+
+@never_cache
+@login_required
+@require_GET
+def meeting_room_people(request: HttpRequest, meeting_id: str) -> HttpResponse:
+    """Who is in the room, for the host's room page to poll."""
+    return JsonResponse({"people": room_people(host_meeting(request, meeting_id))})

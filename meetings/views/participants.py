@@ -20,15 +20,17 @@ from meetings.authentication import (
     session_key_for,
     signed_in_user,
 )
-from meetings.forms import JoinForm
+from meetings.forms import DisplayNameForm, JoinForm
 from meetings.middleware import join_page
 from meetings.models import Invitation, LobbyEntry, Meeting
 from meetings.services import invitations, lobby
-from meetings.views.common import default_name, option_rows
+from meetings.views.common import default_name, option_rows, room_people
 from meetings.views.e2ee import with_key_relay
 
 # The invitations this browser session redeemed: the same person can come back.
 SESSION_KEY = "antechamber.invitations"
+# The name each of them chose on the confirmation page, as the host will see it.
+NAMES_KEY = "antechamber.invited_names"
 
 GONE_TEXT = {
     policy.LinkState.SPENT: (
@@ -44,6 +46,12 @@ GONE_TEXT = {
     policy.LinkState.CANCELLED: ("This meeting was cancelled", "There is nothing to join."),
     policy.LinkState.ENDED: ("This meeting has ended", "There is nothing to join any more."),
 }
+
+
+def _suggested_name(user: Any, invited_email: str) -> str:
+    if user is not None:
+        return str(user.get_full_name() or user.get_username())
+    return invited_email.split("@", 1)[0]
 
 
 def _bound(request: HttpRequest) -> dict[str, int]:
@@ -84,7 +92,14 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
         "invitation": invitation,
         "login_url": f"{reverse('login')}?next={request.path}",
     }
+    name_form = DisplayNameForm(
+        request.POST if request.method == "POST" else None,
+        initial={"display_name": _suggested_name(user, invitation.email)},
+    )
+    context["name_form"] = name_form
     if request.method == "POST":
+        if not name_form.is_valid():
+            return render(request, "meetings/link_confirm.html", context, status=400)
         try:
             invitations.invitation_redeem(
                 link=join_link, user=user, has_second_factor=has_second_factor(request)
@@ -101,6 +116,9 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
             )
             return render(request, "meetings/link_confirm.html", {**context, "refused": refused}, status=403)
         request.session[SESSION_KEY] = {**_bound(request), str(invitation.pk): join_link.pk}
+        chosen = name_form.cleaned_data["display_name"]
+        if chosen:
+            request.session[NAMES_KEY] = {**request.session.get(NAMES_KEY, {}), str(invitation.pk): chosen}
         return redirect("meetings:invited", invitation_id=invitation.pk)
     notice = policy.redemption_violation(
         meeting.classification,
@@ -131,7 +149,9 @@ def invited(request: HttpRequest, invitation_id: int) -> HttpResponse:
     if current is not None:
         return redirect("meetings:join_waiting", entry_id=current.pk)
     user = signed_in_user(request) if request.user.is_authenticated else None
-    name = str(user.get_full_name() or user.get_username()) if user else invitation.email.split("@", 1)[0]
+    name = request.session.get(NAMES_KEY, {}).get(str(invitation.pk)) or _suggested_name(
+        user, invitation.email
+    )
     try:
         entered = lobby.lobby_enter_by_invitation(
             invitation=invitation, link_id=link_id, user=user, display_name=name
@@ -228,7 +248,8 @@ def join_room(request: HttpRequest, entry_id: int) -> HttpResponse:
             "meeting": meeting,
             "display_name": entry.display_name,
             "status_url": reverse("meetings:join_status", kwargs={"entry_id": entry.pk}),
-            "people": selectors.people_in(meeting),
+            "people": room_people(meeting),
+            "people_url": reverse("meetings:join_room_people", kwargs={"entry_id": entry.pk}),
             "options": option_rows(meeting, with_waiting_room=False),
             "media": with_key_relay(
                 request,
@@ -238,3 +259,13 @@ def join_room(request: HttpRequest, entry_id: int) -> HttpResponse:
             "media_configured": selectors.media_configured(),
         },
     )
+
+
+@join_page
+@require_GET
+def join_room_people(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """Who is in the room, for an admitted participant's room page to poll."""
+    entry = _my_entry(request, entry_id)
+    if not _entry_state(entry)["room_url"]:
+        raise Http404("Not in the room.")
+    return JsonResponse({"people": room_people(entry.meeting)})

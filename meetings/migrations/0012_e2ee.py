@@ -27,7 +27,7 @@ def seed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("meetings", "0009_outbox_sealed_link")]
+    dependencies = [("meetings", "0011_host_profile")]
     operations = [
         migrations.AddField(
             model_name="classificationlevel",

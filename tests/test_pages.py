@@ -1,0 +1,294 @@
+"""The host's and participants' pages: edit, post/redirect/get, zones, level choice, lobby, icons."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from meetings.models import AuditEvent, HostProfile, Meeting, OutboundMessage
+from meetings.zones import COMMON_ZONES, curated_zones
+from tests.test_views import form_data
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def edit_data(meeting: Meeting, **changes) -> dict[str, str]:
+    local = meeting.starts_at.astimezone(__import__("zoneinfo").ZoneInfo(meeting.timezone))
+    data = {
+        "classification": meeting.classification.code,
+        "title": meeting.title,
+        "starts_at": local.strftime("%Y-%m-%dT%H:%M"),
+        "timezone": meeting.timezone,
+        "duration_minutes": str(meeting.duration_minutes),
+    }
+    options = {"cloud_recording": meeting.cloud_recording, "dial_in": meeting.dial_in, "waiting_room": True}
+    options.update({k: v for k, v in changes.items() if k in options})
+    data.update({name: "on" for name, on in options.items() if on})
+    data.update({k: str(v) for k, v in changes.items() if k not in options})
+    return data
+
+
+# --- 1. Edit and reschedule --------------------------------------------------------------
+
+
+def test_host_reschedules_from_the_meeting_page_and_invitees_are_told(alice_web, meeting_factory):
+    booked = meeting_factory(
+        invitees=["ann@example.org"],
+        starts_at=timezone.now() + timedelta(days=2),
+        timezone_name="Europe/London",
+    )
+    meeting = booked.meeting
+    sequence = meeting.sequence
+    detail = alice_web.get(meeting.get_absolute_url()).content.decode()
+    assert f'href="/meetings/{meeting.display_id}/edit/"' in detail
+    form = alice_web.get(f"/meetings/{meeting.display_id}/edit/")
+    assert form.status_code == 200 and 'value="Weekly sync"' in form.content.decode()
+    mails_before = OutboundMessage.objects.filter(invitation__email="ann@example.org").count()
+
+    response = alice_web.post(
+        f"/meetings/{meeting.display_id}/edit/",
+        edit_data(meeting, title="Weekly sync (moved)", starts_at="2031-03-04T15:30", duration_minutes=30),
+    )
+    assert response.status_code == 302 and response["Location"] == meeting.get_absolute_url()
+    meeting.refresh_from_db()
+    assert meeting.title == "Weekly sync (moved)" and meeting.duration_minutes == 30
+    assert meeting.starts_at == datetime(2031, 3, 4, 15, 30, tzinfo=UTC)  # London is on GMT in March
+    assert meeting.sequence == sequence + 1
+    assert OutboundMessage.objects.filter(invitation__email="ann@example.org").count() == mails_before + 1
+
+
+def test_an_unchanged_edit_changes_nothing_and_mails_no_one(alice_web, meeting_factory):
+    meeting = meeting_factory(invitees=["ann@example.org"]).meeting
+    meeting.refresh_from_db()
+    before = (meeting.sequence, OutboundMessage.objects.count())
+    response = alice_web.post(f"/meetings/{meeting.display_id}/edit/", edit_data(meeting), follow=True)
+    assert "Nothing was changed." in response.content.decode()
+    meeting.refresh_from_db()
+    assert (meeting.sequence, OutboundMessage.objects.count()) == before
+
+
+def test_edit_shows_the_levels_locks_and_refuses_what_the_level_forbids(alice_web_verified, meeting_factory):
+    meeting = meeting_factory(classification="official-sensitive").meeting
+    page = alice_web_verified.get(f"/meetings/{meeting.display_id}/edit/").content.decode()
+    assert (
+        "Locked by OFFICIAL-SENSITIVE: Cloud recording is not allowed for OFFICIAL-SENSITIVE meetings."
+        in page
+    )
+    refused = alice_web_verified.post(
+        f"/meetings/{meeting.display_id}/edit/", edit_data(meeting, cloud_recording=True)
+    )
+    assert refused.status_code == 400
+    assert "Cloud recording is not allowed for OFFICIAL-SENSITIVE meetings." in str(
+        refused.context["form"].errors["cloud_recording"]
+    )
+    meeting.refresh_from_db()
+    assert meeting.cloud_recording is False
+    assert AuditEvent.objects.filter(action="request_refused", meeting_public_id=meeting.public_id).exists()
+
+
+def test_raising_the_level_from_the_edit_page_goes_through_the_service(alice_web_verified, meeting_factory):
+    meeting = meeting_factory(dial_in=True).meeting
+    refused = alice_web_verified.post(
+        f"/meetings/{meeting.display_id}/edit/", edit_data(meeting, classification="secret", dial_in=True)
+    )
+    assert refused.status_code == 400  # SECRET forbids dial-in: refused, not silently dropped
+    raised = alice_web_verified.post(
+        f"/meetings/{meeting.display_id}/edit/", edit_data(meeting, classification="secret", dial_in=False)
+    )
+    assert raised.status_code == 302
+    meeting.refresh_from_db()
+    assert meeting.classification.code == "secret" and meeting.dial_in is False
+
+
+def test_bob_cannot_edit_alices_meeting(client, bob, meeting_factory):
+    meeting = meeting_factory().meeting
+    client.force_login(bob)
+    assert client.get(f"/meetings/{meeting.display_id}/edit/").status_code == 404
+    assert (
+        client.post(f"/meetings/{meeting.display_id}/edit/", edit_data(meeting, title="x")).status_code == 404
+    )
+
+
+# --- 2. Post/redirect/get ------------------------------------------------------------------
+
+
+def test_booking_redirects_and_shows_the_passcode_once(alice_web):
+    response = alice_web.post("/meetings/new/", form_data("official"))
+    meeting = Meeting.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/meetings/{meeting.display_id}/booked/"
+    assert "passcode" not in response["Location"].lower().replace("/booked/", "")
+    first = alice_web.get(response["Location"])
+    passcode = first.context["passcode"]
+    assert passcode and passcode in first.content.decode()
+    assert first["Cache-Control"].startswith("max-age=0")
+    again = alice_web.get(response["Location"])
+    assert again.context["passcode"] is None and passcode not in again.content.decode()
+    assert "is not shown again" in again.content.decode()
+    assert "antechamber.shown_once" not in alice_web.session
+    assert Meeting.objects.count() == 1
+
+
+def test_rotation_redirects_and_shows_the_new_passcode_once(alice_web, meeting_factory):
+    meeting = meeting_factory().meeting
+    response = alice_web.post(f"/meetings/{meeting.display_id}/passcode/")
+    assert (
+        response.status_code == 302
+        and response["Location"] == f"/meetings/{meeting.display_id}/passcode/new/"
+    )
+    shown = alice_web.get(response["Location"])
+    assert shown.context["passcode"] and shown.context["passcode"] in shown.content.decode()
+    assert alice_web.get(response["Location"]).context["passcode"] is None
+
+
+def test_a_passcode_held_for_one_meeting_is_not_shown_on_anothers_page(alice_web, meeting_factory):
+    first, second = meeting_factory().meeting, meeting_factory().meeting
+    alice_web.post(f"/meetings/{first.display_id}/passcode/")
+    assert alice_web.get(f"/meetings/{second.display_id}/passcode/new/").context["passcode"] is None
+
+
+# --- 3. Times in the viewer's zone -----------------------------------------------------------
+
+
+def test_curated_zone_list_has_common_zones_first_and_no_oddities():
+    zones = curated_zones()
+    assert zones[: len(COMMON_ZONES)] == COMMON_ZONES
+    for odd in ("Factory", "localtime", "posixrules", "Etc/GMT+5", "US/Eastern", "SystemV/EST5"):
+        assert odd not in zones
+    assert "America/Argentina/Buenos_Aires" in zones and len(zones) > 300
+
+
+def test_host_sets_a_zone_and_pages_show_it_with_utc_beside(alice, alice_web, meeting_factory):
+    meeting = meeting_factory(starts_at=datetime(2031, 7, 1, 7, 0, tzinfo=UTC)).meeting
+    page = alice_web.get("/accounts/profile/").content.decode()
+    assert "data-detect-zone" in page and 'value="Factory"' not in page
+    assert alice_web.post("/accounts/profile/", {"timezone": "Asia/Tokyo"}).status_code == 302
+    assert HostProfile.objects.get(user=alice).timezone == "Asia/Tokyo"
+    detail = alice_web.get(meeting.get_absolute_url()).content.decode()
+    assert '<time datetime="2031-07-01T07:00:00Z">Tue 1 Jul 2031, 16:00 Asia/Tokyo</time>' in detail
+    assert "(07:00 UTC)" in detail
+    listing = alice_web.get("/meetings/").content.decode()
+    assert "16:00 Asia/Tokyo" in listing
+    assert alice_web.post("/accounts/profile/", {"timezone": "Factory"}).status_code == 400
+
+
+def test_without_a_profile_zone_pages_say_utc_and_mark_times_for_the_browser(alice_web, meeting_factory):
+    meeting = meeting_factory(starts_at=datetime(2031, 7, 1, 7, 0, tzinfo=UTC)).meeting
+    detail = alice_web.get(meeting.get_absolute_url()).content.decode()
+    assert re.search(
+        r'<span class="when" data-local[^>]*><time datetime="2031-07-01T07:00:00Z">[^<]*07:00 UTC</time>',
+        detail,
+    )
+    booking = alice_web.get("/meetings/new/").content.decode()
+    assert "data-detect-zone" in booking
+
+
+def test_booking_form_starts_at_the_hosts_profile_zone(alice, alice_web):
+    HostProfile.objects.create(user=alice, timezone="Europe/Paris")
+    page = alice_web.get("/meetings/new/").content.decode()
+    assert '<option value="Europe/Paris" selected>' in page and "data-detect-zone" not in page
+
+
+# --- 4. Choosing a level keeps what was typed ------------------------------------------------
+
+
+def test_apply_level_without_javascript_keeps_the_input_and_books_nothing(alice_web):
+    data = {**form_data("official", dial_in=True), "classification": "secret", "apply_level": "1"}
+    data.update({"title": "Typed title", "invitees": "ann@example.org"})
+    response = alice_web.post("/meetings/new/", data)
+    page = response.content.decode()
+    assert response.status_code == 200 and not Meeting.objects.exists()
+    assert 'value="Typed title"' in page and "ann@example.org" in page
+    assert 'class="banner level-secret"' in page
+    assert "Locked by SECRET: Telephone dial-in is not allowed for SECRET meetings." in page
+    assert '<option value="Europe/London" selected>' in page
+    assert 'id="apply-level"' in page and "errorlist" not in page
+
+
+def test_the_form_carries_every_levels_locks_for_in_place_updates(alice_web):
+    page = alice_web.get("/meetings/new/?level=official").content.decode()
+    assert '<script id="level-locks" type="application/json">' in page
+    assert "data-autosubmit" not in page and "js/booking.js" in page
+
+
+# --- 5. Lobby and room ------------------------------------------------------------------------
+
+
+def test_lobby_has_start_lock_end_and_a_live_region(alice_web, meeting_factory):
+    meeting = meeting_factory().meeting
+    page = alice_web.get(f"/meetings/{meeting.display_id}/lobby/").content.decode()
+    for control in ('id="lobby-start"', 'id="lobby-lock"', 'id="lobby-end"', 'aria-live="polite"'):
+        assert control in page
+    started = alice_web.post(f"/meetings/{meeting.display_id}/start/", {"back": "lobby"})
+    assert started.status_code == 302 and started["Location"] == f"/meetings/{meeting.display_id}/lobby/"
+    elsewhere = alice_web.post(f"/meetings/{meeting.display_id}/lock/")
+    assert elsewhere["Location"] == meeting.get_absolute_url()
+
+
+def test_room_lists_the_host_and_admitted_people(alice_web, meeting_factory, bob, client):
+    meeting = meeting_factory().meeting
+    alice_web.post(f"/meetings/{meeting.display_id}/start/")
+    people = alice_web.get(f"/meetings/{meeting.display_id}/room/people/").json()["people"]
+    assert people == ["alice (host)"]
+    room = alice_web.get(f"/meetings/{meeting.display_id}/room/").content.decode()
+    assert "(host)</li>" in room and 'data-people-url="/meetings/' in room
+    client.force_login(bob)
+    assert client.get(f"/meetings/{meeting.display_id}/room/people/").status_code == 404
+
+
+# --- 6. Icons and contrast -----------------------------------------------------------------------
+
+
+def test_no_emoji_icons_and_svg_icons_are_hidden_from_assistive_tech(alice_web_verified, meeting_factory):
+    meeting = meeting_factory(classification="secret").meeting
+    for url in (meeting.get_absolute_url(), "/meetings/new/?level=secret"):
+        page = alice_web_verified.get(url).content.decode()
+        assert "🔒" not in page and "⚠" not in page
+        assert '<svg class="icon" aria-hidden="true" focusable="false"' in page
+        assert "Locked" in page  # the text the icon stands beside
+    for template in (ROOT / "templates").rglob("*.html"):
+        assert "🔒" not in template.read_text() and "⚠" not in template.read_text(), template
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_every_level_banner_has_at_least_4_5_to_1_contrast():
+    css = (ROOT / "static/css/antechamber.css").read_text()
+    for code in ("official", "official-sensitive", "secret", "top-secret"):
+        colour = re.search(rf"--{code}: (#[0-9a-fA-F]{{6}});", css).group(1)
+        ratio = (1.0 + 0.05) / (_luminance(colour) + 0.05)  # white text on the banner
+        assert ratio >= 4.5, f"{code}: {ratio:.2f}:1"
+
+
+# --- 8. Onboarding (part) --------------------------------------------------------------------
+
+
+def test_participant_chooses_their_name_on_the_link_page(alice_api):
+    from django.test import Client
+
+    from meetings.models import LobbyEntry
+    from tests.test_invitations import _invite_and_get_token
+
+    _booked, token = _invite_and_get_token(alice_api)
+    ann = Client()
+    page = ann.get(f"/j/{token}/").content.decode()
+    assert 'name="display_name"' in page and 'value="ann"' in page
+    # A bad name is refused before anything is spent: the link still works afterwards.
+    refused = ann.post(f"/j/{token}/", {"display_name": "Ann\x07"})
+    assert refused.status_code == 400 and not LobbyEntry.objects.exists()
+    response = ann.post(f"/j/{token}/", {"display_name": "Ann Example"}, follow=True)
+    assert response.status_code == 200
+    assert LobbyEntry.objects.get().display_name == "Ann Example"
+    assert "Ann Example" in response.content.decode()
+
+
+def test_backup_codes_are_offered_right_after_enrolment(alice_web_verified):
+    page = alice_web_verified.get("/accounts/two_factor/setup/complete/").content.decode()
+    assert 'action="/accounts/two_factor/backup/tokens/"' in page and "Make backup codes" in page
