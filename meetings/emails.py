@@ -300,3 +300,10 @@ def build_email(row: OutboundMessage) -> EmailMessage:
         email.attach_alternative(row.ics_text, "text/calendar")
         email.attach(CALENDAR_FILENAME, row.ics_text.encode(), "application/ics")
     return email
+
+
+def host_welcome(*, user: Any, inviter: Any, link_url: str) -> Message:
+    """An invitation to host: a one-time link to set a password (then a second factor)."""
+    context = {"user": user, "inviter": inviter, "link_url": link_url}
+    text, html = _render("host_welcome", context)
+    return Message(subject="Your Antechamber account", text=text, html=html)

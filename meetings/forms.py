@@ -178,3 +178,14 @@ class HostProfileForm(forms.Form):
         zone_field = self.fields["timezone"]
         assert isinstance(zone_field, forms.ChoiceField)
         zone_field.choices = zone_choices(keep=keep_zone)
+
+
+class HostInviteForm(forms.Form):
+    email = forms.EmailField(label="E-mail address")
+    username = forms.RegexField(
+        label="User name",
+        regex=r"^[\w.@+-]{1,150}$",
+        help_text="Letters, digits and @ . + - _ only.",
+        error_messages={"invalid": "Use letters, digits and @ . + - _ only."},
+    )
+    display_name = forms.CharField(label="Name", max_length=150, validators=[validate_no_control_characters])

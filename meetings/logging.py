@@ -33,6 +33,8 @@ _SECRET_NAME_RE = re.compile(rf"^{_SECRET_NAME}$", re.IGNORECASE)
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # A one-time join token in a path: /j/<token>/, /join/<token>/, /invite/<token>/.
     (re.compile(r"(/(?:j|join|invite)/)([^/\s?#\"'<>]{21,})"), rf"\1{SCRUBBED}"),
+    # A one-time set-password link: /accounts/welcome/<uid>/<token>/.
+    (re.compile(r"(/welcome/[^/\s?#\"'<>]+/)([^/\s?#\"'<>]{10,})"), rf"\1{SCRUBBED}"),
     # The same, URL-encoded inside a query string (?next=%2Fj%2F<token>%2F).
     (
         re.compile(r"(%2F(?:j|join|invite)%2F)((?:(?!%2F)[^/\s?#&\"'<>]){21,})", re.IGNORECASE),

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
 from django.utils.deprecation import MiddlewareMixin
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -29,11 +29,11 @@ JOIN_HEADERS = {
 _NULL_ORIGIN_OK = "_antechamber_accepts_null_origin"
 
 
-def join_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def join_page(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Never cached, never indexed, never named in a Referer; its own posts pass CSRF."""
 
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = view(request, *args, **kwargs)
         for name, value in JOIN_HEADERS.items():
             response[name] = value

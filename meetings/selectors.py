@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Lower
 from django.http import Http404
 from django.utils import timezone
 
@@ -254,3 +255,21 @@ def host_zone(user: AbstractBaseUser | AnonymousUser) -> str:
     if not user.is_authenticated:
         return ""
     return HostProfile.objects.filter(user_id=user.pk).values_list("timezone", flat=True).first() or ""
+
+
+def invitees_without_second_factor(meeting: Meeting) -> list[str]:
+    """Where the level requires participant MFA: the active invitees with no account that
+    has a confirmed authenticator (TOTP) device, who therefore cannot get in. Else []."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    if not meeting.classification.require_participant_mfa:
+        return []
+    emails = [inv.email for inv in active_invitations(meeting)]
+    ready = {
+        email
+        for email in TOTPDevice.objects.filter(confirmed=True, user__is_active=True)
+        .annotate(email=Lower("user__email"))
+        .filter(email__in=emails)
+        .values_list("email", flat=True)
+    }
+    return [email for email in emails if email.lower() not in ready]

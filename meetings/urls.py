@@ -1,7 +1,7 @@
 from django.urls import path
 
 from meetings import api
-from meetings.views import e2ee, hosts, participants
+from meetings.views import e2ee, hosts, participants, rooms
 
 app_name = "meetings"
 
@@ -23,17 +23,17 @@ urlpatterns = [
     # SECURITY: the one secret a URL may carry: single use, expiring, bound to one invitee.
     path("j/<str:token>/", participants.link, name="link"),
     path("invited/<int:invitation_id>/", participants.invited, name="invited"),
-    path("meetings/<str:meeting_id>/lobby/", hosts.meeting_lobby, name="lobby"),
-    path("meetings/<str:meeting_id>/lobby/admit-all/", hosts.meeting_lobby_admit_all, name="lobby_admit_all"),
+    path("meetings/<str:meeting_id>/lobby/", rooms.meeting_lobby, name="lobby"),
+    path("meetings/<str:meeting_id>/lobby/admit-all/", rooms.meeting_lobby_admit_all, name="lobby_admit_all"),
     path(
         "meetings/<str:meeting_id>/lobby/<int:entry_id>/<str:decision>/",
-        hosts.meeting_lobby_decide,
+        rooms.meeting_lobby_decide,
         name="lobby_decide",
     ),
-    path("meetings/<str:meeting_id>/room/", hosts.meeting_room_host, name="host_room"),
+    path("meetings/<str:meeting_id>/room/", rooms.meeting_room_host, name="host_room"),
     path("meetings/<str:meeting_id>/room/e2ee/", e2ee.host_keys, name="host_e2ee_keys"),
-    path("meetings/<str:meeting_id>/room/people/", hosts.meeting_room_people, name="host_room_people"),
-    path("meetings/<str:meeting_id>/<str:action>/", hosts.meeting_lifecycle, name="lifecycle"),
+    path("meetings/<str:meeting_id>/room/people/", rooms.meeting_room_people, name="host_room_people"),
+    path("meetings/<str:meeting_id>/<str:action>/", rooms.meeting_lifecycle, name="lifecycle"),
     path("join/", participants.join, name="join"),
     path("join/<int:entry_id>/", participants.join_waiting, name="join_waiting"),
     path("join/<int:entry_id>/status/", participants.join_status, name="join_status"),

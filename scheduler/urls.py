@@ -35,6 +35,14 @@ urlpatterns = [
     path("accounts/login/", two_factor_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/profile/", accounts.profile, name="profile"),
+    path("accounts/hosts/invite/", accounts.host_invite, name="host_invite"),
+    # SECURITY: the one-time set-password link (Django's reset token; GET moves it out of the URL).
+    path("accounts/welcome/<uidb64>/<token>/", accounts.welcome, name="welcome"),
+    path(
+        "accounts/welcome/done/",
+        RedirectView.as_view(pattern_name="two_factor:login", permanent=False),
+        name="welcome_done",
+    ),
     path("accounts/tokens/", accounts.api_token_list, name="api_tokens"),
     path("accounts/tokens/<int:token_id>/revoke/", accounts.api_token_revoke, name="api_token_revoke"),
     path("admin/", admin.site.urls),

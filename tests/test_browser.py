@@ -68,7 +68,10 @@ def test_sign_in_book_and_see_the_passcode_once(page, live_server, alice, passwo
     sign_in(page, live_server, "alice", password)
     page.click("text=Book a meeting")
 
-    # The level comes first: choosing SECRET applies its locks in place (no reload).
+    # The level comes first: choosing SECRET applies its locks in place (no reload). Wait
+    # for booking.js to take over (it hides the no-JavaScript "Apply level" button): a
+    # loaded machine can run the choice before the script listens for it.
+    page.wait_for_selector("#apply-level", state="hidden")
     page.select_option("#id_classification", "secret")
     page.wait_for_url("**/meetings/new/?level=secret")
     assert page.is_disabled("#id_cloud_recording")

@@ -292,3 +292,32 @@ def test_participant_chooses_their_name_on_the_link_page(alice_api):
 def test_backup_codes_are_offered_right_after_enrolment(alice_web_verified):
     page = alice_web_verified.get("/accounts/two_factor/setup/complete/").content.decode()
     assert 'action="/accounts/two_factor/backup/tokens/"' in page and "Make backup codes" in page
+
+
+def test_booking_and_inviting_at_a_participant_mfa_level_warn_about_invitees_without_a_factor(
+    alice_web_verified, bob, django_user_model
+):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    TOTPDevice.objects.create(user=bob, name="phone", confirmed=True)
+    django_user_model.objects.create(username="sam", email="Sam@Example.org")  # an account, no factor
+    booked = alice_web_verified.post(
+        "/meetings/new/",
+        {
+            **form_data("secret"),
+            "invitees": "bob@example.org, sam@example.org, zoe@example.org",
+        },
+        follow=True,
+    )
+    assert booked.status_code == 200
+    warning = booked.content.decode().split('id="unready-invitees"', 1)[1].split("</div>", 1)[0]
+    assert "sam@example.org" in warning and "zoe@example.org" in warning
+    assert "bob@example.org" not in warning
+    meeting = Meeting.objects.get()
+    invitees = alice_web_verified.get(f"/meetings/{meeting.display_id}/invitations/").content.decode()
+    assert 'id="unready-invitees"' in invitees
+
+    official = alice_web_verified.post(
+        "/meetings/new/", {**form_data("official"), "invitees": "zoe@example.org"}, follow=True
+    )
+    assert 'id="unready-invitees"' not in official.content.decode()  # OFFICIAL admits guests

@@ -1,24 +1,29 @@
-"""Pages for a person's own account: enrolling a second factor, and API tokens."""
+"""Pages for accounts: enrolling a second factor, API tokens, the time-zone profile, and
+onboarding (staff invite hosts; a host sets a password from a one-time link)."""
 
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import PasswordResetConfirmView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_otp import user_has_device
 from two_factor.views import SetupView
 
 from meetings import errors, selectors
+from meetings.audit import audit_record
 from meetings.authentication import has_second_factor, signed_in_user
-from meetings.forms import ApiTokenForm, HostProfileForm
+from meetings.forms import ApiTokenForm, HostInviteForm, HostProfileForm
+from meetings.middleware import join_page
 from meetings.models import HostProfile
+from meetings.services import accounts as onboarding
 from meetings.services import tokens
-from meetings.views.common import second_factor_url
+from meetings.views.common import refusal_page, second_factor_url
 
 
 class SecondFactorSetupView(SetupView):
@@ -123,3 +128,51 @@ def profile(request: HttpRequest) -> HttpResponse:
         {"form": form, "current": current},
         status=400 if request.method == "POST" else 200,
     )
+
+
+# --- Onboarding: staff invite hosts; a host sets a password from a one-time link ---------
+
+
+@never_cache
+@login_required
+def host_invite(request: HttpRequest) -> HttpResponse:
+    """Staff who passed a second factor invite a host by e-mail (post/redirect/get)."""
+    if not (request.user.is_staff and has_second_factor(request)):
+        return refusal_page(
+            request,
+            errors.Forbidden("Only staff who passed a second factor may invite hosts.", code="staff_only"),
+        )
+    form = HostInviteForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                user = onboarding.host_invite(actor=signed_in_user(request), **form.cleaned_data)
+            except errors.Refused as refused:
+                for violation in refused.violations:
+                    form.add_error(
+                        violation.field if violation.field in form.fields else None, violation.message
+                    )
+            else:
+                messages.success(request, f"Invited {user.email}: they get a link to set their password.")
+                return redirect("host_invite")
+    return render(request, "meetings/host_invite.html", {"form": form}, status=status)
+
+
+class WelcomeView(PasswordResetConfirmView):
+    """The one-time set-password link: Django's password-reset confirmation (GET spends
+    nothing and moves the token out of the URL into the session; the token dies once a
+    password is set), on a no-referrer, no-store page."""
+
+    template_name = "meetings/welcome.html"
+    success_url = reverse_lazy("welcome_done")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        audit_record(action="host_password_set", actor=form.user, subject=form.user.get_username())
+        messages.success(self.request, "Your password is set. Sign in, then set up your authenticator app.")
+        return response
+
+
+welcome = join_page(WelcomeView.as_view())
