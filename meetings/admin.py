@@ -48,6 +48,7 @@ class ClassificationLevelAdmin(admin.ModelAdmin):
         "require_host_mfa",
         "require_participant_mfa",
         "link_in_calendar",
+        "e2ee",
     )
     ordering = ("rank",)
 
@@ -91,8 +92,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Meeting)
 class MeetingAdmin(ReadOnlyAdmin):
-    list_display = ("title", "public_id", "host", "classification", "starts_at", "status")
-    list_filter = ("classification", "status")
+    list_display = ("title", "public_id", "host", "classification", "starts_at", "status", "e2ee")
+    list_filter = ("classification", "status", "e2ee")
     search_fields = ("title", "public_id", "host__username")
     exclude = ("passcode_hash",)
 

@@ -105,6 +105,7 @@ class MeetingListApi(APIView):
             cloud_recording=data["cloud_recording"],
             dial_in=data["dial_in"],
             waiting_room=data["waiting_room"],
+            e2ee=data.get("e2ee"),
             invitees=data["invitees"],
             host_has_second_factor=has_second_factor(request),
         )

@@ -44,6 +44,8 @@ class Room:
     pin: str
     record: bool = False
     description: str = ""
+    # End-to-end encrypted: Janus refuses any publisher that does not say it encrypts.
+    e2ee: bool = False
 
 
 def new_room_number() -> int:
@@ -135,6 +137,9 @@ class JanusBackend:
             "audiocodec": "opus",
             "videocodec": "vp8",
             "notify_joining": True,
+            # SECURITY: a publisher whose offer does not say its media is end-to-end
+            # encrypted is refused, so no browser can send plain media into this room.
+            "require_e2ee": room.e2ee,
         }
         try:
             self._videoroom(body)
@@ -268,4 +273,5 @@ def browser_config(*, room: Room, token: str, feed_id: int, display: str) -> dic
         "feed": feed_id,
         "display": display,
         "iceServers": settings.ANTECHAMBER_ICE_SERVERS,
+        "e2ee": room.e2ee,
     }

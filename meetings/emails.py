@@ -42,6 +42,7 @@ LABELS = {
     "cloud_recording": "Cloud recording",
     "dial_in": "Telephone dial-in",
     "waiting_room": "Waiting room",
+    "e2ee": "End-to-end encryption",
 }
 
 

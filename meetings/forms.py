@@ -38,13 +38,18 @@ class BookingForm(forms.Form):
     cloud_recording = forms.BooleanField(required=False, label="Cloud recording")
     dial_in = forms.BooleanField(required=False, label="Telephone dial-in")
     waiting_room = forms.BooleanField(required=False, initial=True, label="Waiting room")
+    e2ee = forms.BooleanField(
+        required=False,
+        label="End-to-end encrypted audio and video",
+        help_text="Only the participants' browsers can decrypt; no cloud recording or dial-in.",
+    )
     invitees = forms.CharField(
         required=False,
         label="Invite (e-mail addresses, separated by spaces, commas or lines)",
         widget=forms.Textarea(attrs={"rows": 3}),
     )
 
-    OPTION_FIELDS = ("cloud_recording", "dial_in", "waiting_room")
+    OPTION_FIELDS = ("cloud_recording", "dial_in", "waiting_room", "e2ee")
 
     def __init__(
         self, *args: Any, level: ClassificationLevel, keep_zone: str | None = None, **kwargs: Any

@@ -15,6 +15,11 @@ from meetings.policy import MAX_DURATION_MINUTES, PASSCODE_FLOOR_BITS
 class ClassificationLevel(models.Model):
     """A level an admin edits; it decides what meetings at that level may do."""
 
+    class E2ee(models.TextChoices):
+        FORBIDDEN = "forbidden", "Forbidden"
+        OPTIONAL = "optional", "Optional (the host chooses)"
+        REQUIRED = "required", "Required"
+
     code = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=80)
     rank = models.IntegerField(unique=True, help_text="Higher is more sensitive.")
@@ -34,6 +39,12 @@ class ClassificationLevel(models.Model):
     link_in_calendar = models.BooleanField(
         default=False, help_text="The calendar entry may carry the personal one-time join link."
     )
+    e2ee = models.CharField(
+        max_length=10,
+        choices=E2ee.choices,
+        default=E2ee.OPTIONAL,
+        help_text="End-to-end encrypted media: forbidden, the host's choice, or required.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -48,6 +59,9 @@ class ClassificationLevel(models.Model):
                 name="level_link_lifetime_range",
             ),
             models.CheckConstraint(condition=Q(retention_days__gte=1), name="level_retention_positive"),
+            models.CheckConstraint(
+                condition=Q(e2ee__in=["forbidden", "optional", "required"]), name="level_e2ee_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -73,6 +87,8 @@ class Meeting(models.Model):
     cloud_recording = models.BooleanField(default=False)
     dial_in = models.BooleanField(default=False)
     waiting_room = models.BooleanField(default=True)
+    # End-to-end encrypted media: the browsers hold the keys, the media server cannot read it.
+    e2ee = models.BooleanField(default=False)
     passcode_hash = models.CharField(max_length=256)
     passcode_bits = models.PositiveSmallIntegerField()
     passcode_rotated_at = models.DateTimeField()
@@ -111,6 +127,11 @@ class Meeting(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(passcode_bits__gte=PASSCODE_FLOOR_BITS), name="meeting_passcode_bits_min"
+            ),
+            # The server cannot record or bridge to a phone what it cannot decrypt.
+            models.CheckConstraint(
+                condition=Q(e2ee=False) | Q(cloud_recording=False, dial_in=False),
+                name="meeting_e2ee_excludes_recording_and_dial_in",
             ),
         ]
 
@@ -207,6 +228,8 @@ class ConferenceRoom(models.Model):
     # Decided by policy.conference_recording when the room is made; the media server
     # refuses any later change without the secret (lock_record).
     record = models.BooleanField(default=False)
+    # Created with require_e2ee on the media server: every publisher must encrypt.
+    e2ee = models.BooleanField(default=False)
     host_token = models.CharField(max_length=64)
     host_feed_id = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)

@@ -28,6 +28,13 @@ class Level(Protocol):
     require_host_mfa: bool
     allowed_invitee_domains: list[str]
     min_passcode_bits: int
+    e2ee: str  # E2EE_FORBIDDEN, E2EE_OPTIONAL or E2EE_REQUIRED
+
+
+# A level's `e2ee` (models.ClassificationLevel.E2ee holds the same values).
+E2EE_FORBIDDEN = "forbidden"
+E2EE_OPTIONAL = "optional"
+E2EE_REQUIRED = "required"
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class MeetingOptions:
     cloud_recording: bool
     dial_in: bool
     waiting_room: bool
+    e2ee: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,16 +79,57 @@ def _required_waiting_room(level: Level) -> str:
     return f"The waiting room cannot be turned off for {level.name} meetings."
 
 
+def _required_e2ee(level: Level) -> str:
+    return f"End-to-end encryption cannot be turned off for {level.name} meetings."
+
+
+def _forbidden_e2ee(level: Level) -> str:
+    return f"End-to-end encryption is not allowed for {level.name} meetings."
+
+
+def _e2ee_excludes(what: str) -> str:
+    # SECURITY: the server can neither record nor bridge to a telephone what it cannot decrypt.
+    return f"{what} is not possible in an end-to-end encrypted meeting: the server cannot decrypt its media."
+
+
+def default_e2ee(level: Level) -> bool:
+    """What a booking that does not say gets: on only where the level requires it."""
+    return level.e2ee == E2EE_REQUIRED
+
+
 def option_locks(level: Level) -> dict[str, Lock]:
     """Which options the level fixes, with the value it fixes them to and the reason."""
     locks: dict[str, Lock] = {}
+    e2ee_required = level.e2ee == E2EE_REQUIRED
     if not level.allow_cloud_recording:
         locks["cloud_recording"] = Lock(False, _forbidden_recording(level))
+    elif e2ee_required:
+        locks["cloud_recording"] = Lock(
+            False, _e2ee_excludes("Cloud recording") + " " + _required_e2ee(level)
+        )
     if not level.allow_dial_in:
         locks["dial_in"] = Lock(False, _forbidden_dial_in(level))
+    elif e2ee_required:
+        locks["dial_in"] = Lock(False, _e2ee_excludes("Telephone dial-in") + " " + _required_e2ee(level))
     if level.require_waiting_room:
         locks["waiting_room"] = Lock(True, _required_waiting_room(level))
+    if e2ee_required:
+        locks["e2ee"] = Lock(True, _required_e2ee(level))
+    elif level.e2ee == E2EE_FORBIDDEN:
+        locks["e2ee"] = Lock(False, _forbidden_e2ee(level))
     return locks
+
+
+def e2ee_conflicts(options: MeetingOptions) -> list[Violation]:
+    """What an end-to-end encrypted meeting cannot also have, whatever its level allows."""
+    if not options.e2ee:
+        return []
+    violations = []
+    if options.cloud_recording:
+        violations.append(Violation("cloud_recording", _e2ee_excludes("Cloud recording")))
+    if options.dial_in:
+        violations.append(Violation("dial_in", _e2ee_excludes("Telephone dial-in")))
+    return violations
 
 
 def domain_of(email: str) -> str:
@@ -126,9 +175,16 @@ def check_meeting(
                 "sign in with your authenticator app, or use an API token.",
             )
         )
-    for field, lock in option_locks(level).items():
+    locks = option_locks(level)
+    for field, lock in locks.items():
         if getattr(options, field) != lock.value:
             violations.append(Violation(field, lock.reason))
+    # A lock already names the field when the level itself rules it out.
+    violations.extend(
+        v
+        for v in e2ee_conflicts(options)
+        if not (v.field in locks and getattr(options, v.field) != locks[v.field].value)
+    )
     violations.extend(invitee_violations(level, invitees))
     return violations
 
@@ -137,6 +193,8 @@ def enforce_level(level: Level, options: MeetingOptions) -> list[Change]:
     """What a tightened level switches on an existing meeting: only ever towards the safe side.
 
     Loosening a level yields no change, because a lock only ever forces the safe value.
+    A level that comes to require E2EE switches it on, and with it recording and dial-in
+    off (option_locks); one that comes to forbid it switches it off (a forbidden option).
     """
     return [
         Change(field, getattr(options, field), lock.value, lock.reason)

@@ -193,6 +193,7 @@ def room_spec(room: ConferenceRoom) -> conference.Room:
         pin=room.pin,
         record=room.record,
         description=room.meeting.title,
+        e2ee=room.e2ee,
     )
 
 

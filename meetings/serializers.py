@@ -106,6 +106,10 @@ class MeetingBookInput(StrictSerializer):
     cloud_recording = StrictBooleanField(required=False, default=False)
     dial_in = StrictBooleanField(required=False, default=False)
     waiting_room = StrictBooleanField(required=False, default=True)
+    e2ee = StrictBooleanField(
+        required=False,
+        help_text="End-to-end encrypted media. Absent: on where the level requires it, else off.",
+    )
     invitees = serializers.ListField(
         child=serializers.EmailField(), required=False, default=list, max_length=5000
     )
@@ -134,6 +138,7 @@ class MeetingUpdateInput(StrictSerializer):
     cloud_recording = StrictBooleanField(required=False)
     dial_in = StrictBooleanField(required=False)
     waiting_room = StrictBooleanField(required=False)
+    e2ee = StrictBooleanField(required=False, help_text="End-to-end encrypted media.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         meeting = self.context.get("meeting")
@@ -165,6 +170,7 @@ class MeetingOutput(serializers.ModelSerializer):
             "cloud_recording",
             "dial_in",
             "waiting_room",
+            "e2ee",
             "dial_in_number",
             "dial_in_code",
             "status",
@@ -226,6 +232,11 @@ class LevelUpdateInput(StrictSerializer):
     )
     retention_days = serializers.IntegerField(required=False, min_value=1, max_value=36500)
     link_in_calendar = StrictBooleanField(required=False)
+    e2ee = serializers.ChoiceField(
+        choices=ClassificationLevel.E2ee.choices,
+        required=False,
+        help_text="forbidden, optional (the host chooses per meeting) or required.",
+    )
 
     def validate_allowed_invitee_domains(self, value: list[str]) -> list[str]:
         cleaned = []

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from meetings import api
-from meetings.views import hosts, participants, rooms
+from meetings.views import e2ee, hosts, participants, rooms
 
 app_name = "meetings"
 
@@ -31,12 +31,14 @@ urlpatterns = [
         name="lobby_decide",
     ),
     path("meetings/<str:meeting_id>/room/", rooms.meeting_room_host, name="host_room"),
+    path("meetings/<str:meeting_id>/room/e2ee/", e2ee.host_keys, name="host_e2ee_keys"),
     path("meetings/<str:meeting_id>/room/people/", rooms.meeting_room_people, name="host_room_people"),
     path("meetings/<str:meeting_id>/<str:action>/", rooms.meeting_lifecycle, name="lifecycle"),
     path("join/", participants.join, name="join"),
     path("join/<int:entry_id>/", participants.join_waiting, name="join_waiting"),
     path("join/<int:entry_id>/status/", participants.join_status, name="join_status"),
     path("join/<int:entry_id>/room/", participants.join_room, name="join_room"),
+    path("join/<int:entry_id>/room/e2ee/", e2ee.participant_keys, name="join_e2ee_keys"),
     path("join/<int:entry_id>/room/people/", participants.join_room_people, name="join_room_people"),
 ]
 

@@ -230,7 +230,7 @@ def _seeded_levels(request):
 
     from django.apps import apps
 
-    for migration in ("0002_seed_levels", "0008_mail_sequence"):
+    for migration in ("0002_seed_levels", "0008_mail_sequence", "0012_e2ee"):
         importlib.import_module(f"meetings.migrations.{migration}").seed(apps, None)
 
 

@@ -21,6 +21,7 @@ SPEC_FIELDS = {
     "min_passcode_bits",
     "retention_days",
     "link_in_calendar",
+    "e2ee",
 }
 
 

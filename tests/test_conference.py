@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 UNAUTHORIZED = 433
 
 
-def started_meeting(host, level_code: str, cloud_recording: bool = False):
+def started_meeting(host, level_code: str, cloud_recording: bool = False, e2ee: bool | None = None):
     level = ClassificationLevel.objects.get(code=level_code)
     booked = booking.meeting_book(
         host=host,
@@ -29,6 +29,7 @@ def started_meeting(host, level_code: str, cloud_recording: bool = False):
         classification=level,
         cloud_recording=cloud_recording,
         waiting_room=True,
+        e2ee=e2ee,
         host_has_second_factor=True,
     )
     meeting = lifecycle.meeting_start(meeting=booked.meeting, actor=host, host_has_second_factor=True)

@@ -19,6 +19,7 @@ class FakeLevel:
     require_host_mfa: bool = True
     allowed_invitee_domains: list[str] = field(default_factory=list)
     min_passcode_bits: int = 80
+    e2ee: str = "optional"
 
 
 def fields_of(violations):

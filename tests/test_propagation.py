@@ -114,3 +114,27 @@ def test_raising_the_passcode_minimum_stops_passcode_joins_until_rotation(alice_
     new = alice_api.post(f"/api/v1/meetings/{booked['id']}/passcode/").json()["passcode"]
     assert len(new.replace("-", "")) * 5 >= 100
     assert APIClient().post("/api/v1/join/", {**join, "passcode": new}, format="json").status_code == 201
+
+
+def test_requiring_e2ee_switches_it_on_and_recording_off_audits_it_and_tells_the_host(
+    alice_api, carol_api, tasks_run
+):
+    mailbox = tasks_run
+    booked = alice_api.post("/api/v1/meetings/", booking_body(cloud_recording=True), format="json").json()
+    assert booked["e2ee"] is False
+    response = carol_api.patch("/api/v1/classifications/official/", {"e2ee": "required"}, format="json")
+    assert response.status_code == 200, response.content
+
+    meeting = Meeting.objects.get(public_id=booked["id"].replace("-", ""))
+    assert (meeting.e2ee, meeting.cloud_recording) == (True, False)
+    enforced = AuditEvent.objects.filter(action="meeting_option_enforced")
+    assert {(e.subject, e.detail["old"], e.detail["new"]) for e in enforced} == {
+        ("e2ee", False, True),
+        ("cloud_recording", True, False),
+    }
+    body = mailbox.wait_for(1)[0].get_body(("plain",)).get_content()
+    assert "End-to-end encryption" in body and "Cloud recording" in body
+    # Loosening again switches nothing back.
+    carol_api.patch("/api/v1/classifications/official/", {"e2ee": "optional"}, format="json")
+    meeting.refresh_from_db()
+    assert (meeting.e2ee, meeting.cloud_recording) == (True, False)

@@ -19,8 +19,16 @@ def form_data(level: str, **options) -> dict[str, str]:
         "timezone": "Europe/London",
         "duration_minutes": "45",
     }
-    # A checkbox is sent only when ticked; "waiting room on" is the default.
-    wanted = {"cloud_recording": False, "dial_in": False, "waiting_room": True, **options}
+    # A checkbox is sent only when ticked; "waiting room on" is the default, and where the
+    # level requires E2EE the page sends it on (a hidden input beside the locked box).
+    required_e2ee = level in ("secret", "top-secret")
+    wanted = {
+        "cloud_recording": False,
+        "dial_in": False,
+        "waiting_room": True,
+        "e2ee": required_e2ee,
+        **options,
+    }
     data.update({name: "on" for name, on in wanted.items() if on})
     return data
 

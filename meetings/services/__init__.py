@@ -8,6 +8,7 @@ delivery     outbox_send, outbox_send_batch (claim each row, send many over one 
 lobby        lobby_enter, lobby_join_by_passcode, lobby_enter_by_invitation, admit/deny/remove
 lifecycle    meeting_start, meeting_lock, meeting_unlock, meeting_end
 media        media_room_prepare, media_room_sync (Janus matches the database)
+e2ee         the key relay of E2EE rooms: public keys and wrapped keys, in the cache only
 tokens       api_token_create, api_token_revoke
 retention    retention_purge
 locking      the one lock order (read it before taking a lock)

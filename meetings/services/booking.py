@@ -30,6 +30,7 @@ MEETING_CHANGEABLE = (
     "cloud_recording",
     "dial_in",
     "waiting_room",
+    "e2ee",
 )
 INVITEE_VISIBLE = {"title", "starts_at", "duration_minutes", "classification", "dial_in"}
 
@@ -51,6 +52,7 @@ def meeting_options(meeting: Meeting) -> policy.MeetingOptions:
         cloud_recording=meeting.cloud_recording,
         dial_in=meeting.dial_in,
         waiting_room=meeting.waiting_room,
+        e2ee=meeting.e2ee,
     )
 
 
@@ -92,20 +94,30 @@ def meeting_book(
     cloud_recording: bool = False,
     dial_in: bool = False,
     waiting_room: bool = True,
+    e2ee: bool | None = None,
     timezone_name: str = "UTC",
     invitees: list[str] | None = None,
     host_has_second_factor: bool,
 ) -> Booked:
-    """Book a meeting (and invite people, in the same transaction)."""
+    """Book a meeting (and invite people, in the same transaction).
+
+    `e2ee` None: the level's default (on where it requires E2EE). An explicit value the
+    level does not allow is refused, never changed.
+    """
     wanted = invitations.normalise_emails(invitees or [])
-    options = policy.MeetingOptions(
-        cloud_recording=cloud_recording, dial_in=dial_in, waiting_room=waiting_room
-    )
     now = timezone.now()
+
+    def options_for(level: ClassificationLevel) -> policy.MeetingOptions:
+        return policy.MeetingOptions(
+            cloud_recording=cloud_recording,
+            dial_in=dial_in,
+            waiting_room=waiting_room,
+            e2ee=policy.default_e2ee(level) if e2ee is None else e2ee,
+        )
 
     def violations_for(level: ClassificationLevel) -> list[policy.Violation]:
         return policy.check_meeting(
-            level, options, host_has_second_factor=host_has_second_factor, invitees=wanted
+            level, options_for(level), host_has_second_factor=host_has_second_factor, invitees=wanted
         ) + _schedule_violations(
             starts_at=starts_at, duration_minutes=duration_minutes, tz_name=timezone_name, now=now
         )
@@ -124,6 +136,7 @@ def meeting_book(
         if bits < policy.required_passcode_bits(level):
             passcode, bits = credentials.new_passcode(policy.required_passcode_bits(level))
             passcode_hash = credentials.hash_passcode(passcode)
+        options = options_for(level)
         meeting = Meeting(
             host=host,
             title=title,
@@ -135,6 +148,7 @@ def meeting_book(
             cloud_recording=cloud_recording,
             dial_in=dial_in,
             waiting_room=waiting_room,
+            e2ee=options.e2ee,
             passcode_hash=passcode_hash,
             passcode_bits=bits,
             passcode_rotated_at=now,
@@ -162,6 +176,7 @@ def meeting_book(
                 "cloud_recording": cloud_recording,
                 "dial_in": dial_in,
                 "waiting_room": waiting_room,
+                "e2ee": options.e2ee,
                 "passcode_bits": bits,
             },
         )
@@ -200,10 +215,16 @@ def meeting_update(
                 meeting=meeting, level=level, actor=actor, has_factor=host_has_second_factor
             )
         merged = {name: changes.get(name, getattr(meeting, name)) for name in MEETING_CHANGEABLE}
+        if "e2ee" not in changes and level != meeting.classification and policy.default_e2ee(level):
+            # Raising a meeting to a level that requires E2EE turns it on, as booking at that
+            # level does when the request does not say (the safe direction: a host may raise
+            # a level at any time). Saying "e2ee": false is refused, never overridden.
+            merged["e2ee"] = True
         options = policy.MeetingOptions(
             cloud_recording=merged["cloud_recording"],
             dial_in=merged["dial_in"],
             waiting_room=merged["waiting_room"],
+            e2ee=merged["e2ee"],
         )
         violations = policy.check_meeting(
             level,

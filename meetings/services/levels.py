@@ -31,6 +31,7 @@ LEVEL_CHANGEABLE = (
     "min_passcode_bits",
     "retention_days",
     "link_in_calendar",
+    "e2ee",
 )
 
 

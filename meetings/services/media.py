@@ -43,6 +43,7 @@ def media_room_prepare(meeting: Meeting) -> None:
             "secret": conference.new_token(),
             "pin": conference.new_token(),
             "record": record,
+            "e2ee": meeting.e2ee,
             "host_token": conference.new_token(),
             "host_feed_id": conference.new_feed_id(),
         },
@@ -52,7 +53,7 @@ def media_room_prepare(meeting: Meeting) -> None:
         actor=meeting.host,
         meeting=meeting,
         subject=meeting.title,
-        detail={"record": record},
+        detail={"record": record, "e2ee": meeting.e2ee},
     )
     media_sync_on_commit(meeting.pk)
 
@@ -100,11 +101,21 @@ def _sync_locked(
         backend.end_room(spec)
         ConferenceRoom.objects.filter(pk=room.pk).update(closed_at=now)
         return [("conference_room_destroyed", {})]
+    if room.opened_at is not None and meeting.e2ee and not room.e2ee:
+        # SECURITY: the level (or the host) now wants E2EE, and Janus cannot add
+        # require_e2ee to a live room: it is destroyed (every page is told and must rejoin)
+        # and created again below with require_e2ee, before anyone can send plain media
+        # into it. Never the other way: switching E2EE off leaves an open room encrypted.
+        backend.end_room(spec)
+        ConferenceRoom.objects.filter(pk=room.pk).update(e2ee=True, opened_at=None)
+        room.e2ee, room.opened_at = True, None
+        spec = selectors.room_spec(room)
+        events.append(("conference_room_e2ee_enforced", {}))
     if room.opened_at is None:
         backend.create_room(spec)
         backend.admit_participant(spec, room.host_token)
         ConferenceRoom.objects.filter(pk=room.pk).update(opened_at=now)
-        events.append(("conference_room_created", {"record": room.record}))
+        events.append(("conference_room_created", {"record": room.record, "e2ee": room.e2ee}))
     if room.record and not policy.conference_recording(meeting.classification, meeting.cloud_recording):
         backend.stop_recording(spec)
         ConferenceRoom.objects.filter(pk=room.pk).update(record=False)

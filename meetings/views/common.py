@@ -58,6 +58,7 @@ def option_rows(meeting: Meeting, *, with_waiting_room: bool = True) -> list[dic
         options.append(
             {"label": "Waiting room", "on": meeting.waiting_room, "lock": locks.get("waiting_room")}
         )
+    options.append({"label": "End-to-end encryption", "on": meeting.e2ee, "lock": locks.get("e2ee")})
     return options
 
 

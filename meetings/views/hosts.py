@@ -67,6 +67,7 @@ def meeting_book(request: HttpRequest) -> HttpResponse:
                 cloud_recording=data["cloud_recording"],
                 dial_in=data["dial_in"],
                 waiting_room=data["waiting_room"],
+                e2ee=data["e2ee"],
                 invitees=data["invitees"],
                 host_has_second_factor=has_second_factor(request),
             )
@@ -216,6 +217,7 @@ def _edit_initial(meeting: Meeting) -> dict[str, object]:
         "cloud_recording": meeting.cloud_recording,
         "dial_in": meeting.dial_in,
         "waiting_room": meeting.waiting_room,
+        "e2ee": meeting.e2ee,
     }
 
 

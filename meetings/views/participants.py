@@ -25,6 +25,7 @@ from meetings.middleware import join_page
 from meetings.models import Invitation, LobbyEntry, Meeting
 from meetings.services import invitations, lobby
 from meetings.views.common import default_name, option_rows, room_people
+from meetings.views.e2ee import with_key_relay
 
 # The invitations this browser session redeemed: the same person can come back.
 SESSION_KEY = "antechamber.invitations"
@@ -250,7 +251,11 @@ def join_room(request: HttpRequest, entry_id: int) -> HttpResponse:
             "people": room_people(meeting),
             "people_url": reverse("meetings:join_room_people", kwargs={"entry_id": entry.pk}),
             "options": option_rows(meeting, with_waiting_room=False),
-            "media": selectors.media_for_entry(entry),
+            "media": with_key_relay(
+                request,
+                selectors.media_for_entry(entry),
+                reverse("meetings:join_e2ee_keys", kwargs={"entry_id": entry.pk}),
+            ),
             "media_configured": selectors.media_configured(),
         },
     )

@@ -16,6 +16,7 @@ from meetings.middleware import join_page
 from meetings.models import Meeting
 from meetings.services import lifecycle, lobby
 from meetings.views.common import default_name, host_meeting, option_rows, refusal_page, room_people
+from meetings.views.e2ee import with_key_relay
 
 _DECIDE = {"admit": lobby.lobby_admit, "deny": lobby.lobby_deny, "remove": lobby.lobby_remove}
 
@@ -111,7 +112,11 @@ def meeting_room_host(request: HttpRequest, meeting_id: str) -> HttpResponse:
             "people": room_people(meeting),
             "people_url": reverse("meetings:host_room_people", kwargs={"meeting_id": meeting.display_id}),
             "options": option_rows(meeting, with_waiting_room=False),
-            "media": selectors.media_for_host(meeting, f"{name} (host)"),
+            "media": with_key_relay(
+                request,
+                selectors.media_for_host(meeting, f"{name} (host)"),
+                reverse("meetings:host_e2ee_keys", kwargs={"meeting_id": meeting.display_id}),
+            ),
             "media_configured": selectors.media_configured(),
         },
     )

@@ -24,6 +24,27 @@
       ui.state.textContent = text;
     };
 
+    // End-to-end encrypted rooms (static/js/e2ee.js): this page encrypts what it sends and
+    // decrypts what it receives, or does not join at all. Never plain media instead.
+    const e2ee = Boolean(config.e2ee);
+    const e2eeUi = { state: byId("media-e2ee"), code: byId("media-e2ee-code") };
+    let keys = null; // the E2EE session, once joined
+    if (e2ee && !(window.AntechamberE2ee && window.AntechamberE2ee.supported())) {
+      ui.join.disabled = true;
+      byId("media").dataset.e2ee = "unsupported";
+      say(
+        "This meeting is end-to-end encrypted, and this browser cannot encrypt audio and video " +
+          "(it has no encoded-transform API). Join from a current version of Chrome, Edge, Firefox or " +
+          "Safari. You were not connected: nothing was sent unencrypted.",
+      );
+      return;
+    }
+    const e2eeSay = (state, text) => {
+      if (!e2eeUi.state) return;
+      e2eeUi.state.dataset.state = state;
+      e2eeUi.state.textContent = text;
+    };
+
     let janus = null;
     let publisher = null;
     let subscriber = null;
@@ -58,6 +79,24 @@
         feeds.set(feedId, entry);
       }
       return entry;
+    };
+
+    // "End-to-end encrypted" only while every stream received decrypts.
+    const showDecryption = () => {
+      if (!keys) return;
+      const shown = [...feeds.keys()];
+      if (!shown.length) {
+        e2eeSay("waiting", "End-to-end encryption is on. No one else's audio or video yet.");
+        return;
+      }
+      let all = true;
+      for (const feedId of shown) {
+        const ok = keys.decrypting([...midToFeed].filter(([, f]) => f === feedId).map(([mid]) => mid));
+        feeds.get(feedId).tile.dataset.e2ee = ok ? "decrypting" : "not-decrypting";
+        all = all && ok;
+      }
+      if (all) e2eeSay("encrypted", "End-to-end encrypted");
+      else e2eeSay("not-decrypting", "Not every participant's audio and video can be decrypted yet.");
     };
 
     const dropFeed = (feedId) => {
@@ -128,8 +167,10 @@
             subscriber.createAnswer({
               jsep,
               tracks: [{ type: "data" }], // receive only: we send nothing on this connection
-              success: (answer) =>
-                subscriber.send({ message: { request: "start", room: config.room }, jsep: answer }),
+              success: (answer) => {
+                if (keys) keys.protectReceivers(subscriber.webrtcStuff.pc);
+                subscriber.send({ message: { request: "start", room: config.room }, jsep: answer });
+              },
               error: (err) => say(`Could not receive the others' audio and video: ${err.message || err}`),
             });
           }
@@ -138,6 +179,7 @@
           const feedId = midToFeed.get(mid);
           const entry = feedId === undefined ? null : feeds.get(feedId);
           if (!entry) return;
+          if (keys) keys.protectReceivers(subscriber.webrtcStuff.pc);
           if (on) {
             entry.stream.getTracks().filter((t) => t.kind === track.kind).forEach((t) => entry.stream.removeTrack(t));
             entry.stream.addTrack(track);
@@ -156,7 +198,23 @@
           { type: "audio", capture: true, recv: false },
           { type: "video", capture: true, recv: false },
         ],
-        success: (jsep) => publisher.send({ message: { request: "configure", audio: true, video: true }, jsep }),
+        success: (jsep) => {
+          if (keys) {
+            // SECURITY: every sender gets its encrypting transform before the offer leaves,
+            // and the offer says so (the room refuses publishers that do not).
+            try {
+              keys.protectSenders(publisher.webrtcStuff.pc);
+            } catch (err) {
+              leave(`Could not encrypt audio and video, so nothing was sent: ${err.message || err}`);
+              return;
+            }
+            jsep = { type: jsep.type, sdp: jsep.sdp, e2ee: true };
+            keys.watchSenders(publisher.webrtcStuff.pc, (kind) =>
+              leave(`Stopped: this browser sent ${kind} without encrypting it. Use another browser.`),
+            );
+          }
+          publisher.send({ message: { request: "configure", audio: true, video: true }, jsep });
+        },
         error: (err) => say(`Could not use the camera or microphone: ${err.message || err}`),
       });
     };
@@ -172,6 +230,11 @@
       }
       if (janus) janus.destroy({ cleanupHandles: true });
       janus = null;
+      if (keys) {
+        keys.stop();
+        keys = null;
+        e2eeSay("off", "End-to-end encryption: not connected.");
+      }
       say(why);
     };
 
@@ -206,12 +269,14 @@
             publish();
             subscribeTo(msg.publishers);
           } else if (event === "destroyed") {
-            leave("The meeting's media room was closed.");
+            leave("The meeting's media room was closed (or changed, e.g. to end-to-end encryption): reload the page to join again if the meeting goes on.");
             return;
           } else if (event === "event") {
             if (msg.publishers) subscribeTo(msg.publishers);
             if (msg.unpublished !== undefined && msg.unpublished !== "ok") dropFeed(msg.unpublished);
             if (msg.leaving !== undefined && msg.leaving !== "ok") dropFeed(msg.leaving);
+            // Someone else was removed by the host: their tile goes (and with it their streams).
+            if (msg.kicked !== undefined) dropFeed(msg.kicked);
             if (msg.leaving === "ok" && msg.reason === "kicked") {
               leave("The host removed you from the audio and video.");
               return;
@@ -220,15 +285,17 @@
           if (jsep) publisher.handleRemoteJsep({ jsep });
         },
         onlocaltrack: (track, on) => {
+          // SECURITY: janus.js has just added this track's sender, and the offer is not made
+          // yet: its encrypting transform goes on now (Chromium loses a sender transform set
+          // between the offer and the answer, and would send those frames unencrypted).
+          if (keys && on) keys.protectSenders(publisher.webrtcStuff.pc);
           if (track.kind !== "video") return;
           ui.localVideo.srcObject = on ? new MediaStream([track]) : null;
         },
       });
     };
 
-    ui.join.addEventListener("click", () => {
-      ui.join.disabled = true;
-      say("Audio and video: connecting…");
+    const connect = () =>
       Janus.init({
         debug: false,
         dependencies: Janus.useDefaultDependencies(),
@@ -245,6 +312,34 @@
           });
         },
       });
+
+    ui.join.addEventListener("click", () => {
+      ui.join.disabled = true;
+      say("Audio and video: connecting…");
+      if (!e2ee) {
+        connect();
+        return;
+      }
+      e2eeSay("starting", "End-to-end encryption: making this browser's keys…");
+      keys = window.AntechamberE2ee.start(config, byId("media").dataset.e2eeWorker, {
+        onCode: (code, people) => {
+          if (!e2eeUi.code) return;
+          e2eeUi.code.dataset.code = code;
+          e2eeUi.code.textContent = `Security code: ${code} (${people} ${people === 1 ? "person" : "people"})`;
+        },
+        onProblem: (text) => e2eeSay("problem", text),
+        onSendKey: (keyId) => {
+          if (e2eeUi.state) e2eeUi.state.dataset.sendKeyId = String(keyId);
+        },
+        onReport: showDecryption,
+      });
+      keys.ready.then(
+        () => {
+          showDecryption();
+          connect();
+        },
+        (err) => leave(`End-to-end encryption could not start, so you were not connected: ${err.message || err}`),
+      );
     });
 
     ui.mute.addEventListener("click", () => {
