@@ -23,7 +23,7 @@ def seal_existing(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("meetings", "0011_host_profile")]
+    dependencies = [("meetings", "0012_e2ee")]
 
     operations = [
         migrations.AddField(
