@@ -71,7 +71,7 @@ $(AXE): package.json package-lock.json
 		|| echo "Install nodejs and npm (apt-get install nodejs npm) to run the accessibility tests; they are skipped without them."
 	@if command -v npm >/dev/null; then npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch $(AXE); fi
 
-test: $(STAMP) /usr/bin/chromium $(JANUS_FILES) /usr/bin/khal $(AXE)
+test: $(STAMP) /usr/bin/chromium $(JANUS_FILES) /usr/bin/khal $(AXE) /usr/sbin/nginx
 	mkdir -p var
 	$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
@@ -100,9 +100,20 @@ worker: $(STAMP)
 beat: $(STAMP)
 	$(BIN)/celery -A scheduler beat --loglevel=INFO --schedule var/celerybeat-schedule
 
-# Two web servers (WEB1_PORT, WEB2_PORT), two workers and one beat (see Procfile);
-# needs DATABASE_URL (PostgreSQL) and REDIS_URL, from .env or the environment.
-scaleout: $(STAMP)
+# nginx (Debian's package), when root: in front of gunicorn in `make scaleout` and the benchmarks.
+/usr/sbin/nginx:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	else echo "Install nginx (apt-get install nginx) for make scaleout, make bench and the nginx tests."; fi
+
+# wrk, the load generator of the benchmarks (Debian's package), when root.
+/usr/bin/wrk:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	else echo "Install wrk (apt-get install wrk) to run the benchmarks."; fi
+
+# nginx (NGINX_PORT, default 8000) in front of two web servers (WEB1_PORT, WEB2_PORT), two
+# workers and one beat (see Procfile); needs DATABASE_URL (PostgreSQL) and REDIS_URL, from
+# .env or the environment.
+scaleout: $(STAMP) /usr/sbin/nginx
 	mkdir -p var
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python manage.py migrate --noinput
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python manage.py collectstatic --noinput --verbosity 0
@@ -117,7 +128,7 @@ screenshots: $(STAMP) /usr/bin/chromium $(AXE)
 # private redis-server on a free port. Never part of `make test`: timings are not tests.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/antechamber_bench
 BENCH_SCRIPTS := booking join_uniformity redemption_storm passcode_flood fanout
-bench: $(STAMP)
+bench: $(STAMP) /usr/sbin/nginx /usr/bin/wrk
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } \
 		|| { echo "bench needs redis-server (apt-get install redis-server)"; exit 1; }

@@ -9,16 +9,21 @@ Redis on 6379: every script starts its own on a free port.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import re
 import shlex
+import shutil
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -124,6 +129,31 @@ class Stack(contextlib.ExitStack):
         self.real.wait_until(lambda: _answers(url), timeout=60, what="gunicorn")
         return url, process
 
+    def nginx(self, upstreams: list[str], **options: str) -> str:
+        """nginx from deploy/render_nginx.py in front of `upstreams` (base URLs); its URL.
+
+        Trusts 127.0.0.1's X-Forwarded-For (as behind a balancer), so that wrk can speak for
+        many client addresses: limit_req and the app then count each one on its own.
+        """
+        port = free_port()
+        prefix = ROOT / "var" / f"bench-nginx-{port}"
+        argv = [sys.executable, str(ROOT / "deploy" / "render_nginx.py"), "--listen", f"127.0.0.1:{port}"]
+        for upstream in upstreams:
+            argv += ["--upstream", upstream.removeprefix("http://")]
+        argv += ["--prefix", str(prefix), "--trusted-proxy", "127.0.0.1", "--workers", "1"]
+        for name, value in options.items():
+            argv += [f"--{name.replace('_', '-')}", value]
+        subprocess.run(argv, check=True, capture_output=True)  # noqa: S603 - our own script
+        nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+        process = self.real.Process(
+            f"bench-nginx-{port}", [nginx_bin, "-p", str(prefix), "-c", "nginx.conf", "-g", "daemon off;"], {}
+        )
+        process.start()
+        self.callback(process.stop)
+        url = f"http://127.0.0.1:{port}"
+        self.real.wait_until(lambda: _answers(url), timeout=30, what="nginx")
+        return url
+
     def worker(self, env: dict[str, str], name: str, concurrency: int = 1) -> None:
         process = self.real.celery("worker", env, name, concurrency=concurrency)
         process.start(ready=b"ready.")
@@ -213,6 +243,104 @@ def run_clients(
     return latencies, wall, errors
 
 
+WRK_SCRIPT = ROOT / "benchmarks" / "wrk_requests.lua"
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    statuses: dict[int, int]
+    errors: dict[str, int]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def count(self, *statuses: int) -> int:
+        return sum(self.statuses.get(status, 0) for status in statuses)
+
+
+def wrk_line(method: str, path: str, body: str = "", headers: dict[str, str] | None = None) -> str:
+    """One request for `wrk()`'s file (no tabs or newlines inside the parts)."""
+    parts = [method, path, body, *(f"{k}: {v}" for k, v in (headers or {}).items())]
+    assert not any("\t" in part or "\n" in part for part in parts)
+    return "\t".join(parts)
+
+
+def wrk(
+    url: str,
+    lines: list[str],
+    *,
+    connections: int,
+    once: bool,
+    seconds: float = 300,
+    threads: int = 2,
+    pause_ms: int = 0,
+) -> WrkResult:
+    """Run wrk (a native load generator: two threads, event loops, no Python) against url.
+
+    once: each line is sent exactly once and the run ends when all are answered (a thread
+    stops when its share is done); otherwise the lines cycle for `seconds`. pause_ms: each
+    connection waits that long before each request (a paced load instead of a flat-out one).
+    """
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise SystemExit("the benchmarks need wrk (apt-get install wrk)")
+    (ROOT / "var").mkdir(exist_ok=True)
+    requests_file = ROOT / "var" / f"wrk-requests-{os.getpid()}.txt"
+    requests_file.write_text("\n".join(lines) + "\n")
+    argv = [binary, "-t", str(threads), "-c", str(connections), "-d", f"{int(seconds)}s", "--timeout", "60s"]
+    argv += [
+        "-s",
+        str(WRK_SCRIPT),
+        url,
+        "--",
+        str(requests_file),
+        "once" if once else "cycle",
+        str(threads),
+        str(pause_ms),
+    ]
+    markers = [Path(f"{requests_file}.done.{n}") for n in range(1, threads + 1)]
+    for marker in markers:
+        marker.unlink(missing_ok=True)
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+    if once:
+        # wrk waits out -d even when every thread has stopped; SIGINT makes it report now.
+        deadline = time.monotonic() + seconds
+        while process.poll() is None and time.monotonic() < deadline:
+            if all(marker.exists() for marker in markers):
+                process.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.05)
+    stdout, stderr = process.communicate(timeout=seconds + 60)
+    done = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result:\n{done.stdout}\n{done.stderr}")
+    data = json.loads(line.removeprefix("WRK_JSON "))
+    answered = sum(data["statuses"].values())
+    return WrkResult(
+        # once: wrk's count also holds nothing else (a thread stops at its last answer).
+        requests=answered if once else data["requests"],
+        seconds=(data["span_us"] if once else data["duration_us"]) / 1e6,
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        statuses={int(k): v for k, v in data["statuses"].items()},
+        errors={k: v for k, v in data["errors"].items() if v and k != "status"},
+    )
+
+
+def load_average() -> str:
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "unknown"
+
+
 def machine() -> str:
     cpu = "unknown"
     with contextlib.suppress(OSError):
@@ -222,7 +350,10 @@ def machine() -> str:
     with contextlib.suppress(OSError):
         match = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
         ram = f"{int(match.group(1)) / 1024 / 1024:.1f} GiB" if match else ram
-    return f"nproc {os.cpu_count()}, RAM {ram}, CPU {cpu}, Python {platform.python_version()}"
+    return (
+        f"nproc {os.cpu_count()}, RAM {ram}, CPU {cpu}, Python {platform.python_version()}, "
+        f"load average {load_average()} at the end (the machine is shared)"
+    )
 
 
 def command() -> str:
@@ -289,9 +420,6 @@ def profiled(name: str, pids: list[int]) -> Iterator[None]:
     if os.environ.get("BENCH_PROFILE") != "1":
         yield
         return
-    import signal
-    import subprocess
-
     spy = str(Path(sys.executable).with_name("py-spy"))
     (ROOT / "var").mkdir(exist_ok=True)
     samplers = [

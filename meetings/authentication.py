@@ -90,8 +90,8 @@ def lobby_secret_for(session: Any, entry_id: int) -> str | None:
 def client_address(request: Any) -> str:
     """The peer address the limiter counts.
 
-    SECURITY: REMOTE_ADDR only; X-Forwarded-For is whatever the client says. Behind a
-    reverse proxy, the proxy must set REMOTE_ADDR (e.g. gunicorn --forwarded-allow-ips).
+    SECURITY: REMOTE_ADDR only; X-Forwarded-For is whatever the client says. Behind our
+    nginx, TrustedProxyMiddleware has set it from X-Real-IP (ANTECHAMBER_TRUSTED_PROXIES).
     """
     return str(request.META.get("REMOTE_ADDR") or "unknown")
 

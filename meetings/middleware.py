@@ -8,14 +8,19 @@ page's own form posts, which Django's CSRF origin check refuses. For views marke
 field) still runs unchanged, so a cross-site post still fails.
 """
 
+import ipaddress
 import logging
+import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
-from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils.deprecation import MiddlewareMixin
+from django.views import defaults
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -54,6 +59,36 @@ class NullOriginMiddleware(MiddlewareMixin):
         return None
 
 
+# --- Behind our reverse proxy: the client's address, not the proxy's -----------------
+
+
+class TrustedProxyMiddleware:
+    """Sets REMOTE_ADDR from X-Real-IP when, and only when, the peer is a trusted proxy.
+
+    deploy/nginx-site.conf.template sets X-Real-IP to the client's address (after its own
+    real_ip step, when it sits behind a balancer) and overwrites whatever the client sent,
+    so the passcode limiter (meetings.authentication.client_address) and django-axes count
+    the client instead of nginx. Outermost, before anything reads the address.
+
+    SECURITY: a peer not in ANTECHAMBER_TRUSTED_PROXIES (default: none) is taken as the
+    client, whatever headers it sends.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from django.conf import settings
+
+        forwarded = request.META.get("HTTP_X_REAL_IP", "").strip()
+        if forwarded and request.META.get("REMOTE_ADDR") in settings.ANTECHAMBER_TRUSTED_PROXIES:
+            try:
+                request.META["REMOTE_ADDR"] = str(ipaddress.ip_address(forwarded))
+            except ValueError:
+                logger.warning("trusted proxy sent an X-Real-IP that is not an address; ignored")
+        return self.get_response(request)
+
+
 # --- A down cache is a 503 "try again later", never a 500 ---------------------------
 
 RETRY_AFTER_SECONDS = 30
@@ -76,14 +111,68 @@ class CacheUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, RedisConnectionError | RedisTimeoutError):
+        if not isinstance(exception, CACHE_ERRORS):
             return None
         logger.error("cache unavailable: %s %s answered 503 (%s)", request.method, request.path, exception)
-        response: HttpResponse
-        if request.path.startswith("/api/"):
-            response = JsonResponse({"detail": UNAVAILABLE, "code": "unavailable"}, status=503)
-        else:
-            response = render(request, "service_unavailable.html", {"message": UNAVAILABLE}, status=503)
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        response["Cache-Control"] = "no-store"
-        return response
+        return unavailable_response(request)
+
+
+CACHE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+
+
+def unavailable_response(request: HttpRequest) -> HttpResponse:
+    """503 with a JSON body under /api/, a page elsewhere.
+
+    The page is rendered without the request: its context processors would read the
+    session and the user, which live in the service that is down (the database, or the
+    cache with cached_db sessions).
+    """
+    response: HttpResponse
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": UNAVAILABLE, "code": "unavailable"}, status=503)
+    else:
+        response = HttpResponse(
+            render_to_string("service_unavailable.html", {"message": UNAVAILABLE}), status=503
+        )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- A down database is a 503 "try again later", never a 500 ------------------------
+
+DATABASE_ERRORS = (DatabaseOperationalError, DatabaseInterfaceError)
+
+
+class DatabaseUnavailableMiddleware:
+    """Answers 503 when a view fails because the database cannot be reached.
+
+    django.db.OperationalError and InterfaceError: the server is down or restarting, the
+    connection was lost, or (PostgreSQL) the statement was cancelled or chosen as a
+    deadlock victim; each means "try again", and nothing was committed by the failed
+    transaction. Errors raised before the view (a middleware loading the session) reach
+    `server_error` below instead, which answers the same.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DATABASE_ERRORS):
+            return None
+        logger.error("database unavailable: %s %s answered 503 (%s)", request.method, request.path, exception)
+        return unavailable_response(request)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: Django calls it while the uncaught exception is being handled, so a
+    database or cache error raised in a middleware (outside any view: loading the
+    session, say) is still a 503."""
+    exception = sys.exc_info()[1]
+    if isinstance(exception, DATABASE_ERRORS + CACHE_ERRORS):
+        logger.error("service unavailable: %s %s answered 503 (%s)", request.method, request.path, exception)
+        return unavailable_response(request)
+    return defaults.server_error(request)

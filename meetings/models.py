@@ -279,9 +279,10 @@ class AuditLogIsAppendOnly(Exception):
 class AuditEvent(models.Model):
     """One security-relevant action. Written only by meetings.audit.audit_record.
 
-    Hash-chained: row_hash is SHA-256 over the row's content and prev_hash, and
-    prev_hash is the row_hash of the row before it (meetings.audit.chain_hash), so a
-    changed, removed or inserted row breaks the chain at that point (verify_audit).
+    Appended with content_hash (SHA-256 over its content), then sealed by
+    meetings.audit.audit_seal: seal_seq is its place in the chain, row_hash is SHA-256
+    over its content and prev_hash, and prev_hash is the row_hash of the row before it in
+    the chain, so a changed, removed or inserted row breaks the chain there (verify_audit).
     """
 
     created_at = models.DateTimeField()
@@ -296,13 +297,22 @@ class AuditEvent(models.Model):
     meeting_public_id = models.CharField(max_length=16, blank=True, db_index=True)
     subject = models.CharField(max_length=200, blank=True)
     detail = models.JSONField(default=dict, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    row_hash = models.CharField(max_length=64, unique=True)
+    # Null only on rows inserted behind the application's back (verify_audit names them).
+    content_hash = models.CharField(max_length=64, null=True, blank=True)
+    # Set by the sealer, all four at once; null while the row waits to be chained.
+    seal_seq = models.BigIntegerField(null=True, blank=True, unique=True)
+    sealed_at = models.DateTimeField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64, null=True, blank=True)
+    row_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            # The sealer's and verify_audit's "what is still unsealed", kept small.
+            models.Index(fields=["id"], condition=models.Q(seal_seq__isnull=True), name="audit_unsealed"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.action} {self.subject}"

@@ -5,7 +5,7 @@ import logging
 
 from celery import shared_task
 
-from meetings import selectors
+from meetings import audit, selectors
 from meetings.services import delivery, media, retention
 
 logger = logging.getLogger(__name__)
@@ -19,13 +19,28 @@ def outbox_send(message_id: int) -> None:
 
 
 @shared_task(ignore_result=True)
+def outbox_send_batch(message_ids: list[int]) -> None:
+    """Send a batch over one SMTP connection; each failed message retries on its own."""
+    for message_id, result in delivery.outbox_send_batch(message_ids=message_ids).items():
+        if result.retry_in is not None:
+            outbox_send.apply_async(args=[message_id], countdown=result.retry_in)
+
+
+@shared_task(ignore_result=True)
 def outbox_flush() -> int:
     """Periodic (celery beat): send what a broker outage or a dead worker left pending."""
     delivery.outbox_release_stale_claims()
     due = selectors.outbox_due()
-    for message_id in due:
-        outbox_send.delay(message_id)
+    for batch in delivery.outbox_batches(due):
+        outbox_send_batch.delay(batch)
     return len(due)
+
+
+@shared_task(ignore_result=True)
+def audit_seal() -> int:
+    """Periodic (celery beat, every few seconds): chain the audit rows appended since the
+    last seal. One sealer at a time: a run that finds another at work returns at once."""
+    return audit.audit_seal().sealed
 
 
 @shared_task(ignore_result=True)

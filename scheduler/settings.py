@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: behind nginx, REMOTE_ADDR becomes the client's (ANTECHAMBER_TRUSTED_PROXIES).
+    "meetings.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -83,7 +85,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so that it sees the lockout flag the authentication backend set.
     "axes.middleware.AxesMiddleware",
-    # Innermost, so its process_exception runs first: Redis down is a 503, not a 500.
+    # Innermost, so their process_exception runs first: Redis or the database down is a
+    # 503, not a 500 (meetings.middleware.server_error answers the same for middleware).
+    "meetings.middleware.DatabaseUnavailableMiddleware",
     "meetings.middleware.CacheUnavailableMiddleware",
 ]
 
@@ -127,6 +131,10 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
+    # A request that reads its session (every participant page after a redemption) gets
+    # it from Redis, and the database only when Redis has lost it; writes go to both.
+    # meetings.sessions: Django's cached_db, reading the database when Redis is down.
+    SESSION_ENGINE = "meetings.sessions"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -173,6 +181,8 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # two_factor's wizard prefixes the password step's fields with its step name.
 AXES_USERNAME_CALLABLE = "meetings.authentication.axes_username"
 AXES_SENSITIVE_PARAMETERS = ["password", "auth-password", "token-otp_token", "backup-otp_token"]
+# Peers whose X-Real-IP names the client (our nginx: 127.0.0.1 when on the same machine).
+ANTECHAMBER_TRUSTED_PROXIES = frozenset(env.list("ANTECHAMBER_TRUSTED_PROXIES", default=[]))
 # Behind a reverse proxy set ANTECHAMBER_PROXY_COUNT so the client address is the real one.
 AXES_IPWARE_PROXY_COUNT = env.int("ANTECHAMBER_PROXY_COUNT", default=0) or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
@@ -243,12 +253,25 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
+# audit_seal has a queue of its own, so that a backlog of mail (5,000 invitations are 50
+# batch tasks) cannot hold it past verify_audit's one-minute limit: every worker started
+# without -Q consumes both queues, taking from each in turn.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES: dict[str, dict[str, Any]] = {"celery": {}, "audit": {}}
+CELERY_TASK_ROUTES = {"meetings.tasks.audit_seal": {"queue": "audit"}}
 CELERY_BEAT_SCHEDULE = {
     "outbox-flush": {
         "task": "meetings.tasks.outbox_flush",
         "schedule": timedelta(seconds=env.int("ANTECHAMBER_OUTBOX_FLUSH_SECONDS", default=30)),
     },
     "retention-purge": {"task": "meetings.tasks.retention_purge", "schedule": timedelta(hours=24)},
+    # Chains the audit rows appended since the last seal (meetings.audit). A run that
+    # waited in the queue too long is dropped: the next one seals the same rows.
+    "audit-seal": {
+        "task": "meetings.tasks.audit_seal",
+        "schedule": timedelta(seconds=env.int("ANTECHAMBER_AUDIT_SEAL_SECONDS", default=2)),
+        "options": {"expires": 20},
+    },
     "media-rooms-sync": {
         "task": "meetings.tasks.media_rooms_sync_open",
         "schedule": timedelta(seconds=env.int("ANTECHAMBER_CONFERENCE_SYNC_SECONDS", default=60)),
@@ -366,6 +389,12 @@ if ANTECHAMBER_ARGON2_MEMORY_KIB < 19456 or ANTECHAMBER_ARGON2_TIME_COST < 2:
     )
 ANTECHAMBER_DIAL_IN_NUMBER = env.str("ANTECHAMBER_DIAL_IN_NUMBER", default="+44 20 7946 0000")
 ANTECHAMBER_REQUIRE_SERVICES = envbool("ANTECHAMBER_REQUIRE_SERVICES", False)
+# With tasks in-process there is no beat: each audited transaction seals on commit.
+ANTECHAMBER_AUDIT_SEAL_ON_COMMIT = envbool("ANTECHAMBER_AUDIT_SEAL_ON_COMMIT", not REDIS_URL)
+# Outbox rows per send task, all sent over one SMTP connection.
+ANTECHAMBER_OUTBOX_BATCH = env.int("ANTECHAMBER_OUTBOX_BATCH", default=100)
+if ANTECHAMBER_OUTBOX_BATCH < 1:
+    raise ImproperlyConfigured("ANTECHAMBER_OUTBOX_BATCH must be at least 1.")
 # The outbox: a message claimed this long ago by a worker that never finished is re-sent;
 # the periodic flush leaves messages younger than the grace to their own task.
 ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS = env.int("ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS", default=600)

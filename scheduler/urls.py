@@ -55,3 +55,4 @@ urlpatterns = [
 
 # JSON for unmatched paths under /api/ (the API's documented 404), the usual page elsewhere.
 handler404 = "meetings.api_errors.page_not_found"
+handler500 = "meetings.middleware.server_error"

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, connections
 
-from meetings.audit import GENESIS, audit_record, verify_chain
+from meetings.audit import GENESIS, audit_record, audit_seal, verify_chain
 from meetings.models import AuditEvent, AuditLogIsAppendOnly
 from tests import real_services as real
 
@@ -19,12 +19,14 @@ TABLE = AuditEvent._meta.db_table
 
 @pytest.fixture
 def five_events(alice):
-    return [
+    appended = [
         audit_record(
             action="meeting_booked", actor=alice, subject=f"Meeting {n}", detail={"n": n, "ok": True}
         )
         for n in range(5)
     ]
+    assert audit_seal().sealed == 5
+    return list(AuditEvent.objects.filter(pk__in=[e.pk for e in appended]).order_by("id"))
 
 
 def verify() -> str:
@@ -201,8 +203,10 @@ def test_concurrent_writers_keep_the_chain_whole():
         thread.join(timeout=60)
     assert not errors
     assert AuditEvent.objects.count() == threads_count * per_thread
+    audit_seal()
     report = verify_chain()
     assert report.intact, report
     # No fork: every prev_hash is used exactly once.
     prevs = list(AuditEvent.objects.values_list("prev_hash", flat=True))
     assert len(prevs) == len(set(prevs))
+    assert report.rows == threads_count * per_thread and report.unsealed == 0

@@ -32,7 +32,7 @@ CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 def honcho_stack(tmp_path):
     real.needs_shared_database()
     controller, mailbox = real.start_smtp()
-    redis_port, web1, web2 = real.free_port(), real.free_port(), real.free_port()
+    redis_port, web1, web2, front = real.free_port(), real.free_port(), real.free_port(), real.free_port()
     redis = real.private_redis(redis_port)
     empty_env_file = tmp_path / "empty.env"  # the test's environment, not a developer's .env
     empty_env_file.write_text("")
@@ -42,6 +42,9 @@ def honcho_stack(tmp_path):
         PATH=f"{Path(sys.executable).parent}:{real.os.environ.get('PATH', '')}",
         WEB1_PORT=str(web1),
         WEB2_PORT=str(web2),
+        NGINX_PORT=str(front),
+        NGINX_PREFIX=str(tmp_path / "nginx"),
+        STATIC_ROOT_DIR=str(tmp_path / "static"),
         WEB_CONCURRENCY="1",
         WORKER_CONCURRENCY="1",
         BEAT_SCHEDULE=str(tmp_path / "beat-schedule"),
@@ -67,6 +70,8 @@ def honcho_stack(tmp_path):
             timeout=60,
             what="two workers and beat",
         )
+        # nginx, the Procfile's front door, passes requests on to the two servers.
+        real.wait_until(lambda: _answers(front), timeout=30, what=f"nginx on {front}")
         yield [f"http://127.0.0.1:{web1}", f"http://127.0.0.1:{web2}"], mailbox
     finally:
         honcho.stop()

@@ -1,4 +1,5 @@
-"""Sending outbox rows over SMTP: claim a row, send it, record the outcome."""
+"""Sending outbox rows over SMTP: claim a row, send it, record the outcome; a batch of
+rows over one SMTP connection."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.mail import get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db.models import F
 from django.utils import timezone
 
@@ -19,17 +22,60 @@ OUTBOX_MAX_ATTEMPTS = 8
 class SendResult:
     sent: bool
     retry_in: float | None = None
+    transport_failed: bool = False
+
+
+def outbox_batches(message_ids: list[int]) -> list[list[int]]:
+    """message_ids in batches of ANTECHAMBER_OUTBOX_BATCH, in order: one task each."""
+    size = settings.ANTECHAMBER_OUTBOX_BATCH
+    return [message_ids[i : i + size] for i in range(0, len(message_ids), size)]
 
 
 def outbox_send(*, message_id: int) -> SendResult:
     """Send one message if this caller wins the claim (pending -> sending)."""
+    return outbox_send_batch(message_ids=[message_id])[message_id]
+
+
+def outbox_send_batch(*, message_ids: list[int]) -> dict[int, SendResult]:
+    """Send many messages over one SMTP connection (opened at the first claimed row).
+
+    Each row is still claimed on its own with one conditional UPDATE, just before it is
+    sent: a row another worker claimed (or sent) is skipped, so no message is sent twice
+    whoever else has the same IDs in a batch. A failure is recorded on its row alone; the
+    connection is then closed and the next row opens a new one.
+    """
+    results: dict[int, SendResult] = {}
+    connection: BaseEmailBackend | None = None
+    try:
+        for message_id in message_ids:
+            row = _claim(message_id)
+            if row is None:
+                results[message_id] = SendResult(sent=False)
+                continue
+            if connection is None:
+                connection = get_connection(fail_silently=False)
+            result = _send_claimed(row, connection)
+            if result.transport_failed:
+                connection.close()  # never reuse a connection that failed
+                connection = None
+            results[message_id] = result
+    finally:
+        if connection is not None:
+            connection.close()
+    return results
+
+
+def _claim(message_id: int) -> OutboundMessage | None:
+    """pending -> sending, if due and nobody else has it; the row as claimed, or None."""
     now = timezone.now()
     won = OutboundMessage.objects.filter(
         pk=message_id, status=OutboundMessage.Status.PENDING, next_attempt_at__lte=now
     ).update(status=OutboundMessage.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1)
-    if won != 1:
-        return SendResult(sent=False)
-    row = OutboundMessage.objects.get(pk=message_id)
+    return OutboundMessage.objects.get(pk=message_id) if won == 1 else None
+
+
+def _send_claimed(row: OutboundMessage, connection: BaseEmailBackend) -> SendResult:
+    """Send a row this caller has claimed, over `connection`, and record the outcome."""
     if row.sealed_link:
         try:
             _open_link(row)
@@ -40,7 +86,10 @@ def outbox_send(*, message_id: int) -> SendResult:
             )
             return SendResult(sent=False)
     email = emails.build_email(row)
+    email.connection = connection
     try:
+        # Opened here, not by send(): a connection send() opens it also closes after one message.
+        connection.open()
         email.send(fail_silently=False)
     except Exception as exc:  # any transport failure: keep the row, retry later
         # Exponential backoff from a configurable base (tests shorten it), capped at an hour.
@@ -53,7 +102,7 @@ def outbox_send(*, message_id: int) -> SendResult:
             next_attempt_at=timezone.now() + timedelta(seconds=delay),
             claimed_at=None,
         )
-        return SendResult(sent=False, retry_in=None if final else delay)
+        return SendResult(sent=False, retry_in=None if final else delay, transport_failed=True)
     OutboundMessage.objects.filter(pk=row.pk).update(
         status=OutboundMessage.Status.SENT, sent_at=timezone.now(), last_error="", sealed_link=""
     )

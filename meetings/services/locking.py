@@ -1,8 +1,8 @@
 """The one lock order every service takes, so that no two services can deadlock.
 
 Order: **levels first (ascending id), then meetings (ascending id), then a meeting's
-children (invitations, links, lobby entries), then the media room row; the audit chain's
-lock (audit.audit_record) comes last of all, implicitly, at the first audit row.**
+children (invitations, links, lobby entries), then the media room row.** Audit rows take
+no lock (audit.audit_record appends; the sealer chains them later in its own transaction).
 
 Why this order: a level change (`levels.level_update`) must reach every meeting at that
 level, so it holds the level and then walks its meetings; anything that works on one

@@ -70,8 +70,8 @@ def media_room_sync(*, meeting_id: int) -> None:
     SECURITY: runs holding the room row FOR UPDATE (on PostgreSQL), so two syncs of one
     meeting run one after the other and each reads the entries after the other's
     writes: a slow sync cannot put back a token that a later removal took away. Audit
-    rows are written last, so the audit chain's lock is not held across calls to the
-    media server. Call it outside any other transaction (a task).
+    rows are written last (they take no lock since audit sealing, but the order costs
+    nothing). Call it outside any other transaction (a task).
     """
     backend = conference.backend()
     if not backend.configured:

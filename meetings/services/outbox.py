@@ -16,8 +16,10 @@ from django.utils import timezone
 
 from meetings import emails, sealing
 from meetings.models import Invitation, Meeting, OutboundMessage
+from meetings.services import delivery
 
 SEND_TASK = "meetings.tasks.outbox_send"
+SEND_BATCH_TASK = "meetings.tasks.outbox_send_batch"
 
 
 def dispatch(task_name: str, *args: Any) -> None:
@@ -75,8 +77,9 @@ def outbox_write(rows: list[OutboundMessage]) -> list[OutboundMessage]:
     ids = [row.pk for row in created]
 
     def enqueue() -> None:
-        for message_id in ids:
-            dispatch(SEND_TASK, message_id)
+        # One task per batch, each sent over one SMTP connection (delivery.outbox_send_batch).
+        for batch in delivery.outbox_batches(ids):
+            dispatch(SEND_BATCH_TASK, batch)
 
     transaction.on_commit(enqueue, robust=True)
     return created

@@ -1,0 +1,147 @@
+"""Render deploy/nginx-site.conf.template (and, with --prefix, a main nginx.conf to run
+it without the system's nginx service).
+
+    python deploy/render_nginx.py --listen 127.0.0.1:8000 --upstream 127.0.0.1:8001 \\
+        --upstream 127.0.0.1:8002 --static-root var/static --prefix var/nginx
+    nginx -p var/nginx -c nginx.conf -g 'daemon off;'
+
+For the system nginx: `--site /etc/nginx/conf.d/antechamber.conf` writes only the site.
+The app then needs ANTECHAMBER_TRUSTED_PROXIES=<nginx's address> (127.0.0.1 on one machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE = HERE / "nginx-site.conf.template"
+
+# SECURITY: nginx's error lines quote the request line (a join link's path is a credential),
+# for upstream failures and for limit_req refusals alike, so only "crit" and worse are kept.
+MAIN = """# Rendered by deploy/render_nginx.py: nginx with everything under this prefix.
+worker_processes @WORKERS@;
+pid @PREFIX@/nginx.pid;
+error_log @PREFIX@/error.log crit;
+@USER@
+events {
+    worker_connections 4096;
+}
+
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65;
+    client_body_temp_path @PREFIX@/client_body;
+    proxy_temp_path @PREFIX@/proxy;
+    fastcgi_temp_path @PREFIX@/fastcgi;
+    uwsgi_temp_path @PREFIX@/uwsgi;
+    scgi_temp_path @PREFIX@/scgi;
+
+    include @PREFIX@/antechamber.conf;
+}
+"""
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    for name, value in values.items():
+        text = text.replace(f"@{name}@", value)
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        raise SystemExit(f"unfilled placeholders: {left}")
+    return text
+
+
+def render_site(
+    *,
+    listen: str,
+    upstreams: list[str],
+    static_root: str,
+    access_log: str,
+    trusted_proxies: list[str],
+    join_rate: str,
+    join_burst: int,
+    max_body: str,
+) -> str:
+    real_ip = (
+        "\n".join(f"    set_real_ip_from {cidr};" for cidr in trusted_proxies)
+        + "\n    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;"
+        if trusted_proxies
+        else "    # (none: nginx faces the clients)"
+    )
+    return _fill(
+        TEMPLATE.read_text(),
+        {
+            "LISTEN": listen,
+            "UPSTREAM_SERVERS": "\n".join(f"    server {u} max_fails=0;" for u in upstreams),
+            "STATIC_ROOT": str(Path(static_root).resolve()),
+            "ACCESS_LOG": access_log,
+            "REAL_IP": real_ip,
+            "JOIN_RATE": join_rate,
+            "JOIN_BURST": str(join_burst),
+            "MAX_BODY": max_body,
+        },
+    )
+
+
+def render(args: argparse.Namespace) -> Path:
+    prefix = Path(args.prefix).resolve() if args.prefix else None
+    access_log = args.access_log or (
+        str(prefix / "access.log") if prefix else "/var/log/nginx/antechamber.log"
+    )
+    site = render_site(
+        listen=args.listen,
+        upstreams=args.upstream,
+        static_root=args.static_root,
+        access_log=access_log,
+        trusted_proxies=args.trusted_proxy,
+        join_rate=args.join_rate,
+        join_burst=args.join_burst,
+        max_body=args.max_body,
+    )
+    if args.site:
+        Path(args.site).write_text(site)
+        return Path(args.site)
+    if prefix is None:
+        raise SystemExit("give --prefix (a directory to run nginx in) or --site (a file to write)")
+    for folder in ("", "client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (prefix / folder).mkdir(parents=True, exist_ok=True)
+    (prefix / "antechamber.conf").write_text(site)
+    # As root, nginx's workers would drop to `nobody`, who may not read var/static.
+    user = "user root;" if os.geteuid() == 0 else ""
+    (prefix / "nginx.conf").write_text(
+        _fill(MAIN, {"PREFIX": str(prefix), "WORKERS": str(args.workers), "USER": user})
+    )
+    return prefix / "nginx.conf"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--listen", default="127.0.0.1:8000", help="address:port nginx listens on")
+    parser.add_argument("--upstream", action="append", required=True, help="a gunicorn address:port (repeat)")
+    parser.add_argument("--static-root", default="var/static", help="STATIC_ROOT (collectstatic's output)")
+    parser.add_argument(
+        "--trusted-proxy", action="append", default=[], help="a balancer in front of nginx (CIDR)"
+    )
+    parser.add_argument("--join-rate", default="5r/s", help="per client address, on the join endpoints")
+    parser.add_argument(
+        "--join-burst", type=int, default=20, help="requests over the rate let through at once"
+    )
+    parser.add_argument("--max-body", default="1m", help="client_max_body_size")
+    parser.add_argument("--workers", default="auto", help="worker_processes")
+    parser.add_argument("--access-log", default="", help="default: <prefix>/access.log")
+    parser.add_argument(
+        "--prefix", default="", help="write nginx.conf and the site here, to run nginx -p PREFIX"
+    )
+    parser.add_argument("--site", default="", help="write only the site file (for the system nginx)")
+    print(render(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""nginx in front of gunicorn (deploy/nginx-site.conf.template, rendered by
+deploy/render_nginx.py): per-address limits on the join endpoints, the client's address
+passed on, static files, request size limits, no join token in its log. And the app's side:
+REMOTE_ADDR from X-Real-IP only when the peer is a trusted proxy; sessions in Redis."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from django.test import RequestFactory
+
+from meetings.authentication import client_address
+from meetings.middleware import TrustedProxyMiddleware
+from tests import real_services as real
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+TOKEN = "Zm9vYmFyYmF6cXV4LW9uZS10aW1lLXRva2VuLTQzY2hhcnM"
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """The upstream: answers every request with what it was given."""
+
+    seen: list[dict] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        record = {"path": self.path, "real_ip": self.headers.get("X-Real-IP"), "body": len(body)}
+        _Echo.seen.append(record)
+        payload = json.dumps(record).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    if not os.path.exists(NGINX):
+        real.missing("nginx is not installed (apt-get install nginx; .ci/run installs it)")
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    _Echo.seen = []
+    static = tmp_path / "static"
+    (static / "css").mkdir(parents=True)
+    (static / "css" / "site.abc123.css").write_text("body{}")
+    port = real.free_port()
+    prefix = tmp_path / "nginx"
+    subprocess.run(
+        [
+            sys.executable, "deploy/render_nginx.py", "--listen", f"127.0.0.1:{port}",
+            "--upstream", f"127.0.0.1:{upstream.server_address[1]}", "--static-root", str(static),
+            "--prefix", str(prefix), "--trusted-proxy", "127.0.0.1", "--join-rate", "1r/s",
+            "--join-burst", "3", "--workers", "1",
+        ],
+        cwd=real.ROOT, check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    process = subprocess.Popen(
+        [NGINX, "-p", str(prefix), "-c", "nginx.conf", "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        real.wait_until(lambda: _up(url), timeout=15, what="nginx")
+        yield url, prefix
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        upstream.shutdown()
+
+
+def _up(url: str) -> bool:
+    try:
+        requests.get(f"{url}/static/css/site.abc123.css", timeout=1)
+        return True
+    except requests.RequestException:
+        return False
+
+
+def _statuses(url: str, path: str, client: str, count: int) -> list[int]:
+    with requests.Session() as session:
+        return [
+            session.post(f"{url}{path}", json={}, headers={"X-Forwarded-For": client}, timeout=5).status_code
+            for _ in range(count)
+        ]
+
+
+def test_join_endpoints_are_limited_per_client_address_and_nothing_else_is(nginx):
+    url, _prefix = nginx
+    # One budget per address for the three join endpoints: 1/s with a burst of 3.
+    for path in ("/api/v1/join/", "/join/", f"/j/{TOKEN}/"):
+        flood = _statuses(url, path, "203.0.113.7", 10)
+        assert flood.count(429) >= 6, (path, flood)
+        assert set(flood) <= {200, 429}
+    assert len([r for r in _Echo.seen if r["real_ip"] == "203.0.113.7"]) <= 8
+    # Another client is not held back by the first one's flood.
+    assert _statuses(url, "/api/v1/join/", "198.51.100.9", 1) == [200]
+    assert set(_statuses(url, "/api/v1/meetings/", "203.0.113.7", 20)) == {200}
+    # The app is told who the client is (nginx trusts 127.0.0.1's X-Forwarded-For here).
+    assert {record["real_ip"] for record in _Echo.seen} == {"203.0.113.7", "198.51.100.9"}
+
+
+def test_static_files_come_from_nginx_and_large_bodies_stop_there(nginx):
+    url, _prefix = nginx
+    response = requests.get(f"{url}/static/css/site.abc123.css", timeout=5)
+    assert response.status_code == 200 and response.text == "body{}"
+    assert "max-age" in response.headers["Cache-Control"]
+    assert not [r for r in _Echo.seen if r["path"].startswith("/static/")]
+    too_big = requests.post(f"{url}/api/v1/meetings/", data=b"x" * (2 * 1024 * 1024), timeout=10)
+    assert too_big.status_code == 413
+    assert requests.post(f"{url}/api/v1/meetings/", data=b"x" * 200_000, timeout=10).status_code == 200
+
+
+def test_the_access_log_never_holds_a_join_token(nginx):
+    url, prefix = nginx
+    requests.get(f"{url}/j/{TOKEN}/", timeout=5)
+    requests.get(f"{url}/j/{TOKEN}/?x=1", timeout=5)
+    log = real.wait_until(
+        lambda: (prefix / "access.log").read_text() if (prefix / "access.log").exists() else "",
+        timeout=5,
+        what="the access log",
+    )
+    assert "/j/[token]/" in log
+    assert TOKEN not in log
+    assert TOKEN not in (prefix / "error.log").read_text() if (prefix / "error.log").exists() else True
+
+
+def _through(middleware_peer: str, real_ip: str | None, settings) -> str:
+    settings.ANTECHAMBER_TRUSTED_PROXIES = frozenset({"127.0.0.1"})
+    extra = {"HTTP_X_REAL_IP": real_ip} if real_ip else {}
+    request = RequestFactory().get("/api/v1/join/", REMOTE_ADDR=middleware_peer, **extra)
+    seen: list[str] = []
+    TrustedProxyMiddleware(lambda r: seen.append(client_address(r)) or None)(request)
+    return seen[0]
+
+
+def test_the_app_counts_the_client_named_by_a_trusted_proxy_only(settings):
+    assert _through("127.0.0.1", "203.0.113.7", settings) == "203.0.113.7"
+    assert _through("198.51.100.1", "203.0.113.7", settings) == "198.51.100.1"  # not our proxy
+    assert _through("127.0.0.1", None, settings) == "127.0.0.1"
+    assert _through("127.0.0.1", "not-an-address", settings) == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "engine"),
+    [("redis://127.0.0.1:1/0", "meetings.sessions"), ("", "django.contrib.sessions.backends.db")],
+)
+def test_sessions_are_read_from_redis_when_there_is_redis(redis_url, engine):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "scheduler.settings_test", "REDIS_URL": redis_url}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
+         "print(settings.SESSION_ENGINE)"],
+        cwd=real.ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert probe.stdout.strip().splitlines()[-1] == engine
