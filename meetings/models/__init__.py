@@ -1,0 +1,37 @@
+"""Data and its invariants. Writes go through meetings.services only.
+
+core.py: levels, meetings, waiting-room entries, media rooms, invitations, one-time links.
+records.py: API tokens, the audit log, the outbox, host profiles.
+"""
+
+from meetings.models.core import (
+    ClassificationLevel,
+    ConferenceRoom,
+    Invitation,
+    JoinLink,
+    LobbyEntry,
+    Meeting,
+)
+from meetings.models.records import (
+    ApiToken,
+    AuditEvent,
+    AuditEventQuerySet,
+    AuditLogIsAppendOnly,
+    HostProfile,
+    OutboundMessage,
+)
+
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "AuditEventQuerySet",
+    "AuditLogIsAppendOnly",
+    "ClassificationLevel",
+    "ConferenceRoom",
+    "HostProfile",
+    "Invitation",
+    "JoinLink",
+    "LobbyEntry",
+    "Meeting",
+    "OutboundMessage",
+]
