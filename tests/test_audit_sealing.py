@@ -17,6 +17,7 @@ from django.utils import timezone
 from meetings import audit
 from meetings.audit import audit_record, audit_seal, verify_chain
 from meetings.models import AuditEvent
+from tests import real_services as real
 
 pytestmark = pytest.mark.django_db
 
@@ -142,7 +143,8 @@ def _sealed_by_hand(settings):
 
 def _needs_postgres() -> None:
     if connection.vendor != "postgresql":
-        pytest.skip("sealer concurrency needs PostgreSQL (SQLite serialises every writer already)")
+        # A failure, not a skip, where ANTECHAMBER_REQUIRE_SERVICES=1 (the PostgreSQL pass).
+        real.missing("sealer concurrency needs PostgreSQL (SQLite serialises every writer already)")
 
 
 class _PausedSealer(threading.Thread):

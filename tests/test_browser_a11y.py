@@ -140,6 +140,10 @@ def test_every_page_of_the_journey_passes_axe(
         audit.check(host, "time zone")
         host.goto(f"{live_server.url}/accounts/tokens/")
         audit.check(host, "API tokens")
+        host.goto(f"{live_server.url}/accounts/two_factor/")
+        audit.check(host, "security")
+        host.goto(f"{live_server.url}/accounts/two_factor/setup/")
+        audit.check(host, "two-factor enrolment")
 
         # A participant: the join form with an error, the link confirmation, the waiting page.
         meeting_id, passcode = book(alice_api, title="Board meeting")
@@ -164,6 +168,8 @@ def test_every_page_of_the_journey_passes_axe(
         other.goto(f"{live_server.url}/j/{token}/")
         assert "already been used" in other.content()
         audit.check(other, "gone (spent link)")
+        other.goto(f"{live_server.url}/accounts/welcome/MQ/spent-or-forged-token/")
+        audit.check(other, "onboarding link gone")
         other.goto(f"{live_server.url}/j/{'x' * 43}/")
         audit.check(other, "unknown link")
 
@@ -345,3 +351,43 @@ def test_edit_page_at_phone_width(browser, live_server, alice_api, alice, passwo
         shoot(page, "meeting-page-after-edit")
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_onboarding_pages_pass_axe(
+    browser, live_server, carol, password, axe_script, width, settings, tasks_in_process
+):
+    """Staff invite a host; the host opens the set-password link (both at 1280 and 390 px)."""
+    from django.core import mail
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    audit = Auditor(axe_script, width)
+    device = TOTPDevice.objects.create(user=carol, name="default", confirmed=True)
+    contexts = []
+    try:
+        staff_context, staff = new_page(browser, width)
+        contexts.append(staff_context)
+        sign_in(staff, live_server, "carol", password, device=device, next_path="/accounts/hosts/invite/")
+        audit.check(staff, "onboarding: invite a host")
+        shoot(staff, f"onboarding-invite-{width}")
+        staff.fill("#id_email", "hana@example.org")
+        staff.fill("#id_username", "hana")
+        staff.fill("#id_display_name", "Hana Ito")
+        staff.click("button:has-text('Send the invitation')")
+        staff.wait_for_selector("text=Invited hana@example.org")
+        audit.check(staff, "onboarding: invited")
+
+        [welcome] = [m for m in mail.outbox if m.to == ["hana@example.org"]]
+        path = welcome.body.split(settings.SITE_URL, 1)[1].split()[0]
+        host_context, host = new_page(browser, width)
+        contexts.append(host_context)
+        host.goto(f"{live_server.url}{path}")
+        host.wait_for_selector("text=Set your password")
+        audit.check(host, "onboarding: set your password")
+        shoot(host, f"onboarding-password-{width}")
+    finally:
+        for context in contexts:
+            context.close()
+    audit.save()
+    assert not audit.failures(), audit.failures()
