@@ -5,6 +5,7 @@ database and a Redis of the test's own (so stopping it disturbs nothing else).
 """
 
 import asyncio
+import itertools
 import time
 from collections import Counter
 
@@ -229,12 +230,24 @@ def test_redis_stopped_during_a_booking_loop_loses_no_mail(stack):
     # Celery 5.7's worker (and beat) can exit on a lost Redis connection instead of
     # reconnecting ("Unrecoverable error: AttributeError ... 'hostname'", a kombu close path).
     # In production a supervisor restarts them (README); the test does what systemd would.
-    restarted = [p.name for p in (worker, beat) if p.process is not None and p.process.poll() is not None]
-    if worker.name in restarted:
-        stack.worker("through-outage-restarted")
-    if beat.name in restarted:
-        stack.beat("beat-restarted")
-    real.wait_until(lambda: _duplicates(stack.mailbox)[0] >= expected, timeout=90, what=f"all {expected}")
+    # A supervisor restarts them whenever they exit, not only once: so does the test, while it waits.
+    supervised = {"worker": worker, "beat": beat}
+    restarts = itertools.count(1)
+    restarted: list[str] = []
+
+    def delivered_with_supervision() -> bool:
+        for kind, process in list(supervised.items()):
+            if process.process is not None and process.process.poll() is not None:
+                n = next(restarts)
+                restarted.append(process.name)
+                supervised[kind] = (
+                    stack.worker(f"through-outage-restarted-{n}")
+                    if kind == "worker"
+                    else stack.beat(f"beat-restarted-{n}")
+                )
+        return _duplicates(stack.mailbox)[0] >= expected
+
+    real.wait_until(delivered_with_supervision, timeout=90, interval=0.5, what=f"all {expected}")
     recovery_seconds = time.monotonic() - back
     time.sleep(3)  # three more flush periods: anything sent twice would show now
     distinct, duplicates = _duplicates(stack.mailbox)
