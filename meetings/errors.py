@@ -83,12 +83,6 @@ class Limited(ServiceError):
     status, code = 429, "limited"
 
 
-class Unavailable(ServiceError):
-    """A service it depends on is down (503): try again later."""
-
-    status, code = 503, "unavailable"
-
-
 class LinkGone(Gone):
     """A one-time link (or the invitation behind it) that can no longer be used."""
 

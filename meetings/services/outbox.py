@@ -18,7 +18,6 @@ from meetings import emails, sealing
 from meetings.models import Invitation, Meeting, OutboundMessage
 from meetings.services import delivery
 
-SEND_TASK = "meetings.tasks.outbox_send"
 SEND_BATCH_TASK = "meetings.tasks.outbox_send_batch"
 
 
