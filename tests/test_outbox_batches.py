@@ -124,3 +124,27 @@ def test_a_booking_with_invitees_sends_them_over_one_smtp_connection(
     assert len({m["Message-ID"] for m in received}) == 12
     assert CountingSmtpBackend.opened == 1
     assert OutboundMessage.objects.filter(kind="invitation", status="sent").count() == 12
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_whose_row_cannot_be_read_back_is_undone(monkeypatch, counting):
+    # The database lost between the claim and reading the claimed row (a restart): the
+    # claim must not commit alone, or the row sits "sending", unsent, for the stale-claim
+    # timeout (ten minutes) while nobody sends it.
+    from django.db import OperationalError
+
+    [row_id] = _rows(1)
+    real_get = OutboundMessage.objects.get
+
+    def lost(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(OutboundMessage.objects, "get", lost)
+    with pytest.raises(OperationalError):
+        delivery.outbox_send(message_id=row_id)
+    monkeypatch.setattr(OutboundMessage.objects, "get", real_get)
+    row = OutboundMessage.objects.get(pk=row_id)
+    assert (row.status, row.attempts, row.claimed_at) == (OutboundMessage.Status.PENDING, 0, None)
+    # The next flush sends it.
+    assert delivery.outbox_send(message_id=row_id).sent
+    assert counting.messages == 1

@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.backends.base import BaseEmailBackend
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -66,12 +67,17 @@ def outbox_send_batch(*, message_ids: list[int]) -> dict[int, SendResult]:
 
 
 def _claim(message_id: int) -> OutboundMessage | None:
-    """pending -> sending, if due and nobody else has it; the row as claimed, or None."""
+    """pending -> sending, if due and nobody else has it; the row as claimed, or None.
+
+    The claim and the read of the claimed row commit together: were the database lost
+    between them, the row would stay "sending", unsent, until the stale-claim timeout.
+    """
     now = timezone.now()
-    won = OutboundMessage.objects.filter(
-        pk=message_id, status=OutboundMessage.Status.PENDING, next_attempt_at__lte=now
-    ).update(status=OutboundMessage.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1)
-    return OutboundMessage.objects.get(pk=message_id) if won == 1 else None
+    with transaction.atomic():
+        won = OutboundMessage.objects.filter(
+            pk=message_id, status=OutboundMessage.Status.PENDING, next_attempt_at__lte=now
+        ).update(status=OutboundMessage.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1)
+        return OutboundMessage.objects.get(pk=message_id) if won == 1 else None
 
 
 def _send_claimed(row: OutboundMessage, connection: BaseEmailBackend) -> SendResult:
