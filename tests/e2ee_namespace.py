@@ -42,6 +42,16 @@ BROKEN_SENDER_TRANSFORM = """
 Object.defineProperty(RTCRtpSender.prototype, "transform", { set() {}, get() { return null; } });
 """
 
+# Every text the media state line shows, in order (a later message must not hide an earlier reason).
+RECORD_STATES = """
+() => {
+  const line = document.getElementById("media-state");
+  window.__states = [];
+  new MutationObserver(() => window.__states.push(line.innerText)).observe(
+    line, { childList: true, characterData: true, subtree: true });
+}
+"""
+
 ONLY_ENCODED_STREAMS = """
 delete window.RTCRtpScriptTransform;
 """
@@ -398,11 +408,18 @@ def drive(url: str, janus_url: str, rooms: dict, workdir: Path) -> dict:
             step("a tap on the E2EE room")
             tap, tapped = open_tap(browsers["erin"], url, janus_url, secret)
             result["e2ee_tap_feeds"] = tapped
-            time.sleep(8)
-            result["e2ee_tap"] = {
-                who: tap.evaluate(SAMPLE, f"video[data-feed='{feed}']")
-                for who, feed in (("alice", secret["host_feed"]), ("dana", dana_seat["feed"]))
-            }
+
+            def tap_samples(tap=tap, dana_feed=dana_seat["feed"]) -> dict:
+                return {
+                    who: tap.evaluate(SAMPLE, f"video[data-feed='{feed}']")
+                    for who, feed in (("alice", secret["host_feed"]), ("dana", dana_feed))
+                }
+
+            # Long enough to have shown a picture, were there one; longer on a busy machine,
+            # until each stream has delivered what the test asks of it (bounded).
+            time.sleep(5)
+            wait_for(lambda: all(s["packetsReceived"] > 50 for s in tap_samples().values()), 25, 1)
+            result["e2ee_tap"] = tap_samples()
             tap.context.close()
 
             # 4. Erin joins: a new security code, the same for everyone.
@@ -474,11 +491,19 @@ def drive(url: str, janus_url: str, rooms: dict, workdir: Path) -> dict:
             gus_seat = admit(secret["pk"], "Gus Guest")
             gus = page_in(browsers["dana"], init=BROKEN_SENDER_TRANSFORM)
             gus.context.add_cookies([{**gus_seat["cookie"], "url": url}])
+            gus_console: list[str] = []
+            gus.on("console", lambda message: gus_console.append(f"{message.type}: {message.text}"[:300]))
             gus.goto(f"{url}/join/{gus_seat['entry']}/room/")
+            gus.evaluate(RECORD_STATES)
             gus.click("#media-join")
             wait_for(lambda: "Stopped" in gus.inner_text("#media-state"), timeout=20)
+            # Whatever janus.js does while it tears the session down comes after this: the
+            # reason shown must still be the watchdog's.
+            time.sleep(3)
             result["gus"] = {
                 "state": gus.inner_text("#media-state"),
+                "states": gus.evaluate("() => window.__states"),
+                "console_errors": [line for line in gus_console if line.startswith("error")][-10:],
                 "in_janus": gus_seat["feed"] in janus_feeds(janus_url, secret),
             }
         finally:

@@ -124,3 +124,7 @@ def test_a_browser_that_sends_without_encrypting_is_stopped(run):
     gus = run["gus"]
     assert "Stopped: this browser sent" in gus["state"], report(run)
     assert not gus["in_janus"], report(run)
+    # The page said so once and nothing after it replaced the reason (janus.js's teardown
+    # of the session it left used to, as "Lost the media server").
+    stopped = [i for i, text in enumerate(gus["states"]) if "Stopped: this browser sent" in text]
+    assert stopped and all("Lost the media server" not in t for t in gus["states"][stopped[0] :]), report(run)

@@ -304,12 +304,18 @@
             say("This browser cannot do audio and video calls.");
             return;
           }
-          janus = new Janus({
+          const session = new Janus({
             server: config.server,
             iceServers: config.iceServers, // [] unless the operator configured STUN or TURN
             success: attachPublisher,
-            error: (err) => leave(`Lost the media server: ${err}`),
+            // A session this page has already left (the encryption watchdog, a removal) can
+            // still fail its last long polls while janus.js destroys it: that must not
+            // overwrite the reason the page left with "Lost the media server".
+            error: (err) => {
+              if (janus === session) leave(`Lost the media server: ${err}`);
+            },
           });
+          janus = session;
         },
       });
 
