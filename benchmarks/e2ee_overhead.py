@@ -62,35 +62,13 @@ def browser_pid(known: set[int]) -> int:
 
 def inside(workdir: Path, interface: str) -> dict:
     """Run in the namespace: both calls, one after the other, in the same two browsers."""
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "scheduler.settings_test",
-            "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
-            "DJANGO_DEBUG": "0",
-        }
-    )
-    for name in ("REDIS_URL", "EMAIL_HOST"):
-        os.environ.pop(name, None)
     from playwright.sync_api import sync_playwright
 
     from tests import e2ee_namespace as run
-    from tests import janus_server
-    from tests import real_services as real
+    from tests.media_namespace import app_and_janus
 
-    janus = janus_server.start_janus(ice_interface=interface)
-    web = None
     figures: dict = {}
-    try:
-        os.environ.update(
-            {
-                "JANUS_URL": janus.url,
-                "JANUS_ADMIN_KEY": janus.admin_key,
-                "ANTECHAMBER_JANUS_BROWSER_URL": janus.url,
-            }
-        )
-        rooms = run.prepare(workdir)
-        web = real.WebServer(dict(os.environ), threads=8)
-        web.start()
+    with app_and_janus(workdir, interface, lambda _janus: run.prepare(workdir)) as (_janus, web, rooms):
         url = web.url
         videos = workdir / "videos"
         videos.mkdir()
@@ -153,10 +131,6 @@ def inside(workdir: Path, interface: str) -> dict:
             finally:
                 for browser in browsers.values():
                     browser.close()
-    finally:
-        if web is not None:
-            web.stop()
-        janus.stop()
     return figures
 
 

@@ -17,7 +17,6 @@ What it does, in order, reporting every observation in one JSON object (last lin
 """
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from tests.media_namespace import (
     EXTRA_DISABLED_FEATURES,
     PASSWORD,
     RECORD_PEER_CONNECTIONS,
+    app_and_janus,
     playwright_disabled_features,
     step,
 )
@@ -514,39 +514,10 @@ def drive(url: str, janus_url: str, rooms: dict, workdir: Path) -> dict:
 
 def main() -> int:
     workdir, interface = Path(sys.argv[1]), sys.argv[2]
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "scheduler.settings_test",
-            "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
-            "DJANGO_DEBUG": "0",
-        }
-    )
-    for name in ("REDIS_URL", "EMAIL_HOST"):
-        os.environ.pop(name, None)
-
-    from tests import janus_server
-    from tests import real_services as real
-
-    janus = janus_server.start_janus(ice_interface=interface)
-    web = None
-    try:
-        os.environ.update(
-            {
-                "JANUS_URL": janus.url,
-                "JANUS_ADMIN_KEY": janus.admin_key,
-                "ANTECHAMBER_JANUS_BROWSER_URL": janus.url,
-            }
-        )
-        rooms = prepare(workdir)
-        web = real.WebServer(dict(os.environ), threads=8)
-        web.start()
+    with app_and_janus(workdir, interface, lambda _janus: prepare(workdir)) as (janus, web, rooms):
         result = {"rooms": {k: {"room": v["room"]} for k, v in rooms.items()}}
         result.update(drive(web.url, janus.url, rooms, workdir))
         result["janus_log_tail"] = janus.process.log_path.read_text()[-1500:]
-    finally:
-        if web is not None:
-            web.stop()
-        janus.stop()
     print(json.dumps(result))
     return 0
 

@@ -9,12 +9,15 @@ The PostgreSQL and Redis a test run may use are outside the namespace and unreac
 from it, so this run has its own SQLite file database in <workdir>, migrated here.
 """
 
+import contextlib
 import json
 import os
 import re
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 FAKE_MEDIA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 # Janus ignores mDNS candidates (ignore_mdns in tests/janus/janus.jcfg): Chromium must
@@ -275,8 +278,13 @@ def drive_browsers(url: str, meeting: dict) -> dict:
     return result
 
 
-def main() -> int:
-    workdir, interface = Path(sys.argv[1]), sys.argv[2]
+@contextlib.contextmanager
+def app_and_janus(
+    workdir: Path, interface: str, prepare: Callable[[Any], Any]
+) -> Iterator[tuple[Any, Any, Any]]:
+    """Inside the namespace: the app on a SQLite file in `workdir`, a Janus of its own on
+    `interface`, `prepare(janus)` run against both, then a web server; yields (janus, web,
+    what prepare returned) and stops both servers afterwards."""
     os.environ.update(
         {
             "DJANGO_SETTINGS_MODULE": "scheduler.settings_test",
@@ -302,15 +310,21 @@ def main() -> int:
                 "ANTECHAMBER_JANUS_BROWSER_URL": janus.url,
             }
         )
-        meeting = prepare(workdir, janus)
+        prepared = prepare(janus)
         web = real.WebServer(dict(os.environ), threads=8)
         web.start()
-        result = {"meeting": meeting, **drive_browsers(web.url, meeting)}
-        result["janus_log_tail"] = janus.process.log_path.read_text()[-1500:]
+        yield janus, web, prepared
     finally:
         if web is not None:
             web.stop()
         janus.stop()
+
+
+def main() -> int:
+    workdir, interface = Path(sys.argv[1]), sys.argv[2]
+    with app_and_janus(workdir, interface, lambda janus: prepare(workdir, janus)) as (janus, web, meeting):
+        result = {"meeting": meeting, **drive_browsers(web.url, meeting)}
+        result["janus_log_tail"] = janus.process.log_path.read_text()[-1500:]
     print(json.dumps(result))
     return 0
 
