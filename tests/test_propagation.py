@@ -7,6 +7,10 @@ from tests.test_invitations import parts_of
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def sequence_of(calendar: str) -> int:
+    return int(next(line for line in calendar.splitlines() if line.startswith("SEQUENCE:")).split(":")[1])
+
+
 def test_forbidding_recording_switches_it_off_audits_it_and_tells_the_host(alice_api, carol_api, tasks_run):
     mailbox = tasks_run
     booked = alice_api.post("/api/v1/meetings/", booking_body(cloud_recording=True), format="json").json()
@@ -65,7 +69,8 @@ def test_narrowing_invitee_domains_withdraws_invitations_outside_them(alice_api,
     booked = alice_api.post(
         "/api/v1/meetings/", booking_body(invitees=["in@example.gov", "out@gmail.com"]), format="json"
     ).json()
-    mailbox.wait_for(2)
+    messages_before = mailbox.wait_for(2)
+    by_address = {m["To"]: i for i, m in enumerate(messages_before)}
     response = carol_api.patch(
         "/api/v1/classifications/official/", {"allowed_invitee_domains": ["example.gov"]}, format="json"
     )
@@ -80,7 +85,11 @@ def test_narrowing_invitee_domains_withdraws_invitations_outside_them(alice_api,
     messages = mailbox.wait_for(4)[2:]
     by_recipient = {m["To"]: m for m in messages}
     assert set(by_recipient) == {"out@gmail.com", "alice@example.org"}
-    assert "METHOD:CANCEL" in parts_of(by_recipient["out@gmail.com"])["text/calendar"]
+    calendar = parts_of(by_recipient["out@gmail.com"])["text/calendar"]
+    assert "METHOD:CANCEL" in calendar
+    # A calendar applies the withdrawal only over the invitation it holds: a higher SEQUENCE.
+    invitation_calendar = parts_of(messages_before[by_address["out@gmail.com"]])["text/calendar"]
+    assert sequence_of(calendar) > sequence_of(invitation_calendar) == 0
     host_text = by_recipient["alice@example.org"].get_body(("plain",)).get_content()
     assert "out@gmail.com" in host_text and booked["id"] in host_text
 
