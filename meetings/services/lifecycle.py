@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from meetings import errors
@@ -40,49 +40,50 @@ def _lost(meeting: Meeting, *, action: str) -> errors.Conflict:
     return errors.Conflict("This meeting is not locked.", code="not_locked")
 
 
-def _won(*, meeting: Meeting, actor: User, audit_action: str, updated: int, action: str) -> Meeting:
+def _transition(
+    *, meeting: Meeting, actor: User, host_has_second_factor: bool, action: str, when: Q, values: dict
+) -> Meeting:
+    """The one conditional UPDATE of a lifecycle action (an open meeting, and `when`), then
+    its audit row; a 409 naming the state if another call got there first. Call inside the
+    action's transaction."""
+    require_host_factor(_current(meeting), host_has_second_factor)
+    updated = _open(meeting).filter(when).update(**values, updated_at=timezone.now())
     meeting.refresh_from_db()
     if updated != 1:
         raise _lost(meeting, action=action)
-    audit_record(action=audit_action, actor=actor, meeting=meeting, subject=meeting.title)
+    audit_record(action=f"meeting_{action}", actor=actor, meeting=meeting, subject=meeting.title)
     return meeting
 
 
 def meeting_start(*, meeting: Meeting, actor: User, host_has_second_factor: bool) -> Meeting:
     """Admitted participants move from "waiting for the host" into the meeting room."""
-    now = timezone.now()
     with transaction.atomic():
-        require_host_factor(_current(meeting), host_has_second_factor)
-        won = _open(meeting).filter(started_at=None).update(started_at=now, updated_at=now)
-        meeting = _won(
-            meeting=meeting, actor=actor, audit_action="meeting_started", updated=won, action="started"
-        )
+        meeting = _transition(
+            meeting=meeting, actor=actor, host_has_second_factor=host_has_second_factor,
+            action="started", when=Q(started_at=None), values={"started_at": timezone.now()},
+        )  # fmt: skip
         media.media_room_prepare(meeting)
     return meeting
 
 
 def meeting_lock(*, meeting: Meeting, actor: User, host_has_second_factor: bool) -> Meeting:
     """No new entries: passcode joins are refused (those already in stay)."""
-    now = timezone.now()
     with transaction.atomic():
-        require_host_factor(_current(meeting), host_has_second_factor)
-        won = _open(meeting).filter(locked_at=None).update(locked_at=now, updated_at=now)
-        meeting = _won(
-            meeting=meeting, actor=actor, audit_action="meeting_locked", updated=won, action="locked"
-        )
+        meeting = _transition(
+            meeting=meeting, actor=actor, host_has_second_factor=host_has_second_factor,
+            action="locked", when=Q(locked_at=None), values={"locked_at": timezone.now()},
+        )  # fmt: skip
         # Tokens of admitted people not yet in the media room are taken away.
         media.media_sync_on_commit(meeting.pk)
     return meeting
 
 
 def meeting_unlock(*, meeting: Meeting, actor: User, host_has_second_factor: bool) -> Meeting:
-    now = timezone.now()
     with transaction.atomic():
-        require_host_factor(_current(meeting), host_has_second_factor)
-        won = _open(meeting).exclude(locked_at=None).update(locked_at=None, updated_at=now)
-        meeting = _won(
-            meeting=meeting, actor=actor, audit_action="meeting_unlocked", updated=won, action="unlocked"
-        )
+        meeting = _transition(
+            meeting=meeting, actor=actor, host_has_second_factor=host_has_second_factor,
+            action="unlocked", when=~Q(locked_at=None), values={"locked_at": None},
+        )  # fmt: skip
         media.media_sync_on_commit(meeting.pk)
     return meeting
 
@@ -91,11 +92,10 @@ def meeting_end(*, meeting: Meeting, actor: User, host_has_second_factor: bool) 
     """End it: everyone waiting or in is moved out (left), and no one can join again."""
     now = timezone.now()
     with transaction.atomic():
-        require_host_factor(_current(meeting), host_has_second_factor)
-        won = _open(meeting).update(ended_at=now, updated_at=now)
-        meeting = _won(
-            meeting=meeting, actor=actor, audit_action="meeting_ended", updated=won, action="ended"
-        )
+        meeting = _transition(
+            meeting=meeting, actor=actor, host_has_second_factor=host_has_second_factor,
+            action="ended", when=Q(), values={"ended_at": now},
+        )  # fmt: skip
         moved = LobbyEntry.objects.filter(
             meeting=meeting, status__in=[LobbyEntry.Status.WAITING, LobbyEntry.Status.ADMITTED]
         ).update(status=LobbyEntry.Status.LEFT, decided_at=now)
