@@ -304,9 +304,15 @@ LOCKED_MESSAGE = "The host has locked this meeting: no one new can join."
 
 
 @dataclass(frozen=True)
-class JoinRefusal:
-    code: str  # "invitation_needed", "sign_in", "locked", "cancelled", "ended"
+class Refusal:
+    """Why an action may not proceed: a stable code and a sentence for people."""
+
+    code: str
     message: str
+
+
+# Passcode joins: "invitation_needed", "sign_in", "locked", "cancelled", "ended", "weak_passcode".
+JoinRefusal = Refusal
 
 
 def passcode_join_refusal(
@@ -342,6 +348,29 @@ def passcode_join_refusal(
         return JoinRefusal(
             "weak_passcode",
             f"This passcode is weaker than {level.name} meetings now need. Ask the host for a new one.",
+        )
+    return None
+
+
+def declassification_refusal(
+    *, from_name: str, to_name: str, by_staff_with_factor: bool, started: bool
+) -> Refusal | None:
+    """Whether a meeting may be lowered from one level to another (None: it may).
+
+    Raising a level is always allowed and never asks. Lowering needs a policy admin (staff)
+    who has passed a second factor, and only before the meeting starts: what was said under
+    the higher level stays there.
+    """
+    if not by_staff_with_factor:
+        return Refusal(
+            "declassification_needs_staff",
+            f"Lowering a meeting from {from_name} to {to_name} needs a policy admin (staff) who has "
+            "passed a second factor. Raising the level is always allowed.",
+        )
+    if started:
+        return Refusal(
+            "already_started",
+            f"This meeting has started: its level can be raised, but no longer lowered below {from_name}.",
         )
     return None
 

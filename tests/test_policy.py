@@ -111,3 +111,23 @@ def test_loosening_changes_nothing():
 @pytest.mark.parametrize(("minimum", "expected"), [(10, 60), (60, 60), (80, 80), (128, 128)])
 def test_required_passcode_bits_never_below_sixty(minimum, expected):
     assert policy.required_passcode_bits(FakeLevel(min_passcode_bits=minimum)) == expected
+
+
+@pytest.mark.parametrize(
+    ("by_staff_with_factor", "started", "expected"),
+    [
+        (False, False, "declassification_needs_staff"),
+        (False, True, "declassification_needs_staff"),  # who asks is decided first
+        (True, True, "already_started"),
+        (True, False, None),
+    ],
+)
+def test_lowering_a_level_needs_staff_with_a_factor_and_an_unstarted_meeting(
+    by_staff_with_factor, started, expected
+):
+    refusal = policy.declassification_refusal(
+        from_name="SECRET", to_name="OFFICIAL", by_staff_with_factor=by_staff_with_factor, started=started
+    )
+    assert (refusal.code if refusal else None) == expected
+    if refusal is not None:
+        assert "SECRET" in refusal.message

@@ -288,20 +288,15 @@ def meeting_update(
 def _refuse_declassification(
     *, meeting: Meeting, level: ClassificationLevel, actor: User, has_factor: bool
 ) -> None:
-    """Raising a level is always allowed; lowering it needs staff with a second factor, and
-    only before the meeting starts (what was said under the higher level stays there)."""
-    if not (actor.is_staff and has_factor):
-        raise errors.Forbidden(
-            f"Lowering a meeting from {meeting.classification.name} to {level.name} needs a policy "
-            "admin (staff) who has passed a second factor. Raising the level is always allowed.",
-            code="declassification_needs_staff",
-        )
-    if meeting.started_at is not None:
-        raise errors.Conflict(
-            f"This meeting has started: its level can be raised, but no longer lowered below "
-            f"{meeting.classification.name}.",
-            code="already_started",
-        )
+    refusal = policy.declassification_refusal(
+        from_name=meeting.classification.name,
+        to_name=level.name,
+        by_staff_with_factor=actor.is_staff and has_factor,
+        started=meeting.started_at is not None,
+    )
+    if refusal is not None:
+        error = errors.Forbidden if refusal.code == "declassification_needs_staff" else errors.Conflict
+        raise error(refusal.message, code=refusal.code)
 
 
 def _jsonable(value: Any) -> Any:
