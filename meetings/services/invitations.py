@@ -228,10 +228,10 @@ def invitation_resend(*, invitation: Invitation, actor: User, host_has_second_fa
             raise errors.Refused(violations)
         # SECURITY: every earlier link dies, a spent one too: the browser that redeemed it
         # loses its way back in (/invited/), and its place in the waiting or media room.
-        JoinLink.objects.filter(invitation=invitation, revoked_at__isnull=True).update(
-            revoked_at=now, revoked_reason=JoinLink.Revoked.REPLACED
-        )
-        lobby.lobby_end_places(meeting=meeting, invitation_ids=[invitation.pk], actor=actor, reason="resent")
+        revoke_links_and_places(
+            meeting=meeting, invitations=[invitation], actor=actor, now=now,
+            reason="resent", link_reason=JoinLink.Revoked.REPLACED,
+        )  # fmt: skip
         Invitation.objects.filter(pk=invitation.pk).update(revoked_at=None)
         invitation.revoked_at = None
         sequence_raise(meeting)
@@ -262,13 +262,19 @@ def invitation_revoke(*, invitation: Invitation, actor: User, host_has_second_fa
 
 
 def revoke_links_and_places(
-    *, meeting: Meeting, invitations: list[Invitation], actor: User, now: datetime, reason: str = "revoked"
+    *,
+    meeting: Meeting,
+    invitations: list[Invitation],
+    actor: User,
+    now: datetime,
+    reason: str = "revoked",
+    link_reason: str = JoinLink.Revoked.REVOKED,
 ) -> None:
     """Revocation ends access: every link of these invitations dies (spent ones too, so the
     browser that redeemed one cannot come back), and their holders leave the waiting and
     media rooms. Call holding the meeting's lock."""
     JoinLink.objects.filter(invitation__in=invitations, revoked_at__isnull=True).update(
-        revoked_at=now, revoked_reason=JoinLink.Revoked.REVOKED
+        revoked_at=now, revoked_reason=link_reason
     )
     lobby.lobby_end_places(
         meeting=meeting, invitation_ids=[inv.pk for inv in invitations], actor=actor, reason=reason
