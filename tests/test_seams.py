@@ -3,6 +3,7 @@ people, and the host's second factor on every host action at levels that require
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from meetings.models import AuditEvent, Invitation, LobbyEntry, Meeting, OutboundMessage
 from meetings.services import lobby
@@ -166,6 +167,21 @@ def test_every_host_action_at_an_mfa_level_needs_the_second_factor(
     if action not in ("unlock",):  # unlocking an unlocked meeting is refused for another reason
         allowed = verified_client(alice).post(path, body)
         assert allowed.status_code in (200, 302), (action, allowed.status_code)
+
+
+@pytest.mark.parametrize("page", ["room", "room/people", "room/e2ee"])
+def test_the_hosts_room_its_people_and_key_relay_need_the_second_factor_at_mfa_levels(
+    meeting_factory, alice_web, verified_client, alice, page
+):
+    # The room hands the host a media token and the E2EE key relay: a host action too.
+    meeting = meeting_factory(classification="official-sensitive").meeting
+    Meeting.objects.filter(pk=meeting.pk).update(started_at=timezone.now(), e2ee=True)
+    path = f"/meetings/{meeting.display_id}/{page}/"
+    refused = alice_web.get(path)
+    assert refused.status_code == 403, (page, refused.status_code)
+    assert "second factor" in refused.content.decode()
+    allowed = verified_client(alice).get(path)
+    assert allowed.status_code != 403, (page, allowed.status_code)
 
 
 # --- Refusals are audited --------------------------------------------------------------------

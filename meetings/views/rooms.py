@@ -15,6 +15,7 @@ from meetings.authentication import has_second_factor, signed_in_user
 from meetings.middleware import join_page
 from meetings.models import Meeting
 from meetings.services import lifecycle, lobby
+from meetings.services.checks import require_host_factor
 from meetings.views.common import default_name, host_meeting, option_rows, refusal_page, room_people
 from meetings.views.e2ee import with_key_relay
 
@@ -99,6 +100,11 @@ def meeting_lifecycle(request: HttpRequest, meeting_id: str, action: str) -> Htt
 def meeting_room_host(request: HttpRequest, meeting_id: str) -> HttpResponse:
     """The host's own seat in the meeting room (with media where configured)."""
     meeting = host_meeting(request, meeting_id)
+    try:
+        # The room hands out a media token (and the key relay): a host action at MFA levels.
+        require_host_factor(meeting, has_second_factor(request))
+    except errors.Forbidden as error:
+        return refusal_page(request, error, meeting=meeting, back_url=meeting.get_absolute_url())
     if not meeting.is_started:
         messages.info(request, "Start the meeting first.")
         return redirect(meeting)
@@ -127,4 +133,9 @@ def meeting_room_host(request: HttpRequest, meeting_id: str) -> HttpResponse:
 @require_GET
 def meeting_room_people(request: HttpRequest, meeting_id: str) -> HttpResponse:
     """Who is in the room, for the host's room page to poll."""
-    return JsonResponse({"people": room_people(host_meeting(request, meeting_id))})
+    meeting = host_meeting(request, meeting_id)
+    try:
+        require_host_factor(meeting, has_second_factor(request))
+    except errors.Forbidden as error:
+        return JsonResponse(error.as_dict(), status=error.status)
+    return JsonResponse({"people": room_people(meeting)})
