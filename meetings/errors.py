@@ -93,7 +93,7 @@ class LinkGone(Gone):
 
 # How each passcode-join refusal answers. "wrong" covers an unknown meeting ID and a
 # wrong passcode alike (deliberately indistinguishable); the rest come only after a
-# right passcode (policy.JoinRefusal codes).
+# right passcode (policy.Refusal codes of passcode_join_refusal).
 JOIN_STATUS = {
     "wrong": 403,
     "limited": 429,

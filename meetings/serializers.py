@@ -1,4 +1,4 @@
-"""API input and output shapes. Parsing only: rules live in policy.py and services.py."""
+"""API input and output shapes. Parsing only: rules live in policy/ and services/."""
 
 import re
 from typing import Any

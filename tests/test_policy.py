@@ -20,6 +20,9 @@ class FakeLevel:
     allowed_invitee_domains: list[str] = field(default_factory=list)
     min_passcode_bits: int = 80
     e2ee: str = "optional"
+    allow_guests: bool = False
+    allow_passcode_join: bool = False
+    require_participant_mfa: bool = True
 
 
 def fields_of(violations):
@@ -131,3 +134,47 @@ def test_lowering_a_level_needs_staff_with_a_factor_and_an_unstarted_meeting(
     assert (refusal.code if refusal else None) == expected
     if refusal is not None:
         assert "SECRET" in refusal.message
+
+
+OPEN = {"allow_guests": True, "allow_passcode_join": True, "require_participant_mfa": False}
+
+
+@pytest.mark.parametrize(
+    ("level", "person", "stays"),
+    [
+        # Passcode entrants: only where passcodes, and (unsigned) guests, are still admitted.
+        (OPEN, {"source": "passcode"}, True),
+        ({**OPEN, "allow_passcode_join": False}, {"source": "passcode", "signed_in_email": "a@x.org"}, False),
+        ({**OPEN, "allow_guests": False}, {"source": "passcode"}, False),
+        ({**OPEN, "allow_guests": False}, {"source": "passcode", "signed_in_email": "a@x.org"}, True),
+        (
+            {**OPEN, "require_participant_mfa": True},
+            {"source": "passcode", "signed_in_email": "a@x.org"},
+            False,
+        ),
+        # Invitees: their link's rule, with what they showed when they entered.
+        ({**OPEN, "allow_guests": False}, {"source": "invitation"}, False),
+        ({**OPEN, "allow_guests": False}, {"source": "invitation", "signed_in_email": "a@x.org"}, True),
+        (
+            {**OPEN, "require_participant_mfa": True},
+            {"source": "invitation", "signed_in_email": "a@x.org"},
+            False,
+        ),
+        (
+            {**OPEN, "require_participant_mfa": True},
+            {"source": "invitation", "signed_in_email": "A@x.org", "had_second_factor": True},
+            True,
+        ),
+        (
+            {**OPEN, "require_participant_mfa": True},
+            {"source": "invitation", "signed_in_email": "b@x.org", "had_second_factor": True},
+            False,
+        ),
+    ],
+)
+def test_who_may_stay_when_a_level_rises(level, person, stays):
+    asked = {"invited_email": "a@x.org", "signed_in_email": None, "had_second_factor": False, **person}
+    if asked["source"] == "passcode":
+        asked["invited_email"] = None
+    refusal = policy.entry_refusal(FakeLevel(**level), **asked)
+    assert (refusal is None) == stays, refusal

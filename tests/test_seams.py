@@ -1,6 +1,8 @@
 """The seams outside review found (issue 11): declassification, revocation that removes
 people, and the host's second factor on every host action at levels that require it."""
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.utils import timezone
@@ -182,6 +184,89 @@ def test_the_hosts_room_its_people_and_key_relay_need_the_second_factor_at_mfa_l
     assert "second factor" in refused.content.decode()
     allowed = verified_client(alice).get(path)
     assert allowed.status_code != 403, (page, allowed.status_code)
+
+
+# --- A rising level re-checks those already waiting or in ---------------------------------
+
+
+def _guest_by_passcode(booked: dict) -> tuple[Client, int]:
+    browser = Client()
+    joined = browser.post(
+        "/api/v1/join/",
+        {"meeting_id": booked["id"], "passcode": booked["passcode"], "display_name": "Guest"},
+        content_type="application/json",
+    )
+    assert joined.status_code == 201, joined.content
+    return browser, joined.json()["entry"]["id"]
+
+
+@pytest.mark.parametrize("admitted", [False, True])
+def test_raising_the_level_ends_the_places_of_guests_it_no_longer_admits(alice_api, admitted):
+    booked, invitation = _book(alice_api)
+    invitee, invitee_entry = _redeem_and_wait(token_of(OutboundMessage.objects.get(kind="invitation")))
+    guest, guest_entry = _guest_by_passcode(booked)
+    base = f"/api/v1/meetings/{booked['id']}"
+    if admitted:
+        for entry_id in (invitee_entry, guest_entry):
+            assert alice_api.post(f"{base}/lobby/{entry_id}/admit/").status_code == 200
+
+    # SECRET: no guests, no passcode joins, invitees signed in with a second factor.
+    raised = alice_api.patch(f"{base}/", {"classification": "secret"}, format="json")
+    assert raised.status_code == 200, raised.content
+
+    ended = LobbyEntry.Status.LEFT if admitted else LobbyEntry.Status.DENIED
+    assert LobbyEntry.objects.get(pk=invitee_entry).status == ended
+    assert LobbyEntry.objects.get(pk=guest_entry).status == ended
+    audited = AuditEvent.objects.filter(action="lobby_ended_by_policy")
+    assert sorted(e.detail["entry_id"] for e in audited) == sorted([invitee_entry, guest_entry])
+    assert {e.detail["reason"] for e in audited} == {"level raised"}
+    # The invitee's way back in: to the entry's "denied" page while it stands, else the
+    # SECRET rule is asked again (a guest cannot meet it). Either way, no new place.
+    back = invitee.get(f"/invited/{invitation.pk}/")
+    if admitted:
+        assert back.status_code == 403 and "SECRET" in back.content.decode()
+    else:
+        assert back.status_code == 302 and back["Location"] == f"/join/{invitee_entry}/"
+    assert not LobbyEntry.objects.filter(
+        invitation=invitation, status__in=[LobbyEntry.Status.WAITING, LobbyEntry.Status.ADMITTED]
+    ).exists()
+    assert alice_api.post(f"{base}/start/").status_code == 200
+    assert invitee.get(f"/join/{invitee_entry}/room/").status_code != 200
+    assert guest.get(f"/join/{guest_entry}/room/").status_code != 200
+
+
+def test_a_level_that_stops_admitting_guests_keeps_those_signed_in(alice_api, carol_api, django_user_model):
+    booked, invitation = _book(alice_api)
+    ann = django_user_model.objects.create_user("ann", "ann@example.org", "pw-ann-long-enough")
+    signed_in = Client()
+    signed_in.force_login(ann)
+    redeemed = signed_in.post(f"/j/{token_of(OutboundMessage.objects.get(kind='invitation'))}/")
+    assert redeemed.status_code == 302
+    ann_entry = int(signed_in.get(redeemed["Location"])["Location"].strip("/").split("/")[-1])
+    _guest, guest_entry = _guest_by_passcode(booked)
+    tightened = carol_api.patch("/api/v1/classifications/official/", {"allow_guests": False}, format="json")
+    assert tightened.status_code == 200
+    assert LobbyEntry.objects.get(pk=ann_entry).status == LobbyEntry.Status.WAITING
+    assert LobbyEntry.objects.get(pk=guest_entry).status == LobbyEntry.Status.DENIED
+
+
+def test_a_tightened_level_ends_guests_places_in_meetings_running_over_time(alice_api, carol_api):
+    booked, _invitation = _book(alice_api)
+    guest, guest_entry = _guest_by_passcode(booked)
+    base = f"/api/v1/meetings/{booked['id']}"
+    assert alice_api.post(f"{base}/lobby/{guest_entry}/admit/").status_code == 200
+    assert alice_api.post(f"{base}/start/").status_code == 200
+    # Past its scheduled end, within the joining grace, not ended by the host: still on.
+    now = timezone.now()
+    Meeting.objects.filter(public_id=booked["id"].replace("-", "")).update(
+        starts_at=now - timedelta(minutes=31), ends_at=now - timedelta(minutes=1)
+    )
+    tightened = carol_api.patch("/api/v1/classifications/official/", {"allow_guests": False}, format="json")
+    assert tightened.status_code == 200
+    assert LobbyEntry.objects.get(pk=guest_entry).status == LobbyEntry.Status.LEFT
+    event = AuditEvent.objects.get(action="lobby_ended_by_policy")
+    assert event.detail == {"entry_id": guest_entry, "was": "admitted", "reason": "level tightened"}
+    assert guest.get(f"/join/{guest_entry}/room/").status_code != 200
 
 
 # --- Refusals are audited --------------------------------------------------------------------

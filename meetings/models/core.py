@@ -192,6 +192,9 @@ class LobbyEntry(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     secret_digest = models.CharField(max_length=64, unique=True)
+    # Whether they had passed a second factor when they entered: asked again if the
+    # meeting's level rises or tightens while they wait or are in (policy.entry_refusal).
+    second_factor = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     # Media: minted at admission. SECURITY: stored as the media server needs it (it is

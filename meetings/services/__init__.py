@@ -6,6 +6,7 @@ invitations  invitations_create, invitation_resend, invitation_revoke, invitatio
 outbox       writing mail rows in the caller's transaction; queueing tasks by name
 delivery     outbox_send, outbox_send_batch (claim each row, send many over one SMTP connection, record), outbox_release_stale_claims
 lobby        lobby_enter, lobby_join_by_passcode, lobby_enter_by_invitation, admit/deny/remove
+places       places_end_by_revocation, places_recheck (a revocation or a rising level ends places)
 lifecycle    meeting_start, meeting_lock, meeting_unlock, meeting_end
 media        media_room_prepare, media_room_sync (Janus matches the database)
 e2ee         the key relay of E2EE rooms: public keys and wrapped keys, in the cache only

@@ -15,7 +15,7 @@ from django.utils import timezone
 from meetings import credentials, errors, limits, policy, selectors
 from meetings.audit import audit_record
 from meetings.models import ClassificationLevel, JoinLink, Meeting
-from meetings.services import invitations, locking, media
+from meetings.services import invitations, locking, media, places
 from meetings.services.checks import refuse_if_closed, require_host_factor
 
 BOOKING_HORIZON = timedelta(days=10 * 365)
@@ -274,6 +274,9 @@ def meeting_update(
         if INVITEE_VISIBLE & set(diff):
             invitations.notify_invitees_of_change(meeting=meeting, now=now, changes=diff)
         media.media_sync_on_commit(meeting.pk)
+        if "classification" in diff and not declassifying:
+            # SECURITY: those already waiting or in are asked again under the higher level.
+            places.places_recheck(meeting=meeting, actor=actor, reason="level raised")
         if "classification" in diff:
             audit_record(
                 action="meeting_declassified" if declassifying else "meeting_level_changed",

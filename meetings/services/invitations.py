@@ -15,7 +15,7 @@ from django.utils import timezone
 from meetings import credentials, emails, errors, policy, sealing, selectors
 from meetings.audit import audit_record
 from meetings.models import ClassificationLevel, Invitation, JoinLink, Meeting
-from meetings.services import lobby, locking, outbox
+from meetings.services import locking, outbox, places
 from meetings.services.checks import refuse_if_closed, require_host_factor
 
 
@@ -276,7 +276,7 @@ def revoke_links_and_places(
     JoinLink.objects.filter(invitation__in=invitations, revoked_at__isnull=True).update(
         revoked_at=now, revoked_reason=link_reason
     )
-    lobby.lobby_end_places(
+    places.places_end_by_revocation(
         meeting=meeting, invitation_ids=[inv.pk for inv in invitations], actor=actor, reason=reason
     )
 

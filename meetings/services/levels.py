@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -12,7 +13,7 @@ from django.utils import timezone
 from meetings import emails, policy, selectors
 from meetings.audit import audit_record
 from meetings.models import ClassificationLevel, Invitation, Meeting
-from meetings.services import invitations, locking, media, outbox
+from meetings.services import invitations, locking, media, outbox, places
 from meetings.services.booking import INVITEE_VISIBLE, meeting_options
 
 LEVEL_CHANGEABLE = (
@@ -74,8 +75,12 @@ def level_update(
         audit_record(action="level_changed", actor=actor, subject=level.code, detail=diff)
 
         touched = 0
+        # Every meeting not over: one running past its scheduled end (within the joining
+        # grace) still has people in it.
         affected = locking.meetings_at_level_for_update(level).filter(
-            status=Meeting.Status.SCHEDULED, ends_at__gt=now, ended_at=None
+            status=Meeting.Status.SCHEDULED,
+            ends_at__gt=now - timedelta(minutes=settings.ANTECHAMBER_JOIN_GRACE_MINUTES),
+            ended_at=None,
         )
         for meeting in affected:
             meeting.classification = level
@@ -93,8 +98,10 @@ def _enforce(*, meeting: Meeting, level: ClassificationLevel, actor: User, now: 
         if policy.invitee_violations(level, [inv.email])
     ]
     weak_passcode = meeting.passcode_bits < policy.required_passcode_bits(level)
+    # SECURITY: those already waiting or in are asked again under the tightened level.
+    people_ended = places.places_recheck(meeting=meeting, actor=actor, reason="level tightened")
     if not (changes_made or refused_emails or weak_passcode):
-        return False
+        return people_ended > 0
     if refused_emails:
         _revoke_by_policy(meeting=meeting, actor=actor, emails_to_revoke=refused_emails, now=now)
     for change in changes_made:

@@ -38,6 +38,7 @@ def lobby_enter(
     source: str,
     user: User | None = None,
     invitation: Invitation | None = None,
+    second_factor: bool = False,
     check: Callable[[Meeting], None] | None = None,
 ) -> Entered:
     """Put someone in the waiting room (or straight in, where policy.lobby_bypass says so).
@@ -60,6 +61,7 @@ def lobby_enter(
             invitation=invitation,
             user=user if user is not None and user.is_authenticated else None,
             secret_digest=credentials.token_digest(secret),
+            second_factor=second_factor,
             status=LobbyEntry.Status.ADMITTED if bypass else LobbyEntry.Status.WAITING,
             decided_at=now if bypass else None,
             **(media.media_admission() if bypass else {}),
@@ -222,13 +224,14 @@ def _passcode_failure_record(
 
 
 def lobby_enter_by_invitation(
-    *, invitation: Invitation, link_id: int, user: User | None, display_name: str
+    *, invitation: Invitation, link_id: int, user: User | None, display_name: str, has_second_factor: bool
 ) -> Entered:
     """An invitee whose browser redeemed their link (`link_id`) enters the waiting room (again).
 
     Callers have checked that this session redeemed that link; this checks, under the
     meeting's lock, that the invitation and that link still stand (a revocation or a
-    resend ends them) and that the meeting still takes people.
+    resend ends them), that the meeting still takes people, and that this person still
+    meets the link's rule at the meeting's level as it is now (it may have risen since).
     """
 
     def check(meeting: Meeting) -> None:
@@ -246,6 +249,14 @@ def lobby_enter_by_invitation(
         if meeting.is_locked:
             # The same rule as for passcode joiners: a locked meeting takes no one new.
             raise errors.Conflict(policy.LOCKED_MESSAGE, code="meeting_locked")
+        violation = policy.redemption_violation(
+            meeting.classification,
+            invited_email=invitation.email,
+            signed_in_email=user.email if user is not None else None,
+            has_second_factor=has_second_factor,
+        )
+        if violation is not None:
+            raise errors.Forbidden(violation.message, code="level_not_met")
 
     meeting = Meeting.objects.select_related("classification").get(pk=invitation.meeting_id)
     return lobby_enter(
@@ -254,6 +265,7 @@ def lobby_enter_by_invitation(
         source=LobbyEntry.Source.INVITATION,
         user=user,
         invitation=invitation,
+        second_factor=has_second_factor,
         check=check,
     )
 
@@ -360,37 +372,3 @@ def lobby_admit_all(*, meeting: Meeting, actor: User, host_has_second_factor: bo
         if admitted:
             media.media_sync_on_commit(meeting.pk)
     return admitted
-
-
-def lobby_end_places(*, meeting: Meeting, invitation_ids: list[int], actor: User, reason: str) -> int:
-    """Revoked invitations end their holders' places: waiting entries are denied, admitted
-    ones removed, and the media room drops their tokens and kicks them (after commit).
-
-    Call holding the meeting's lock (locking.meeting_for_update). Returns how many ended.
-    """
-    now = timezone.now()
-    entries = list(
-        LobbyEntry.objects.filter(
-            meeting=meeting,
-            invitation_id__in=invitation_ids,
-            status__in=[LobbyEntry.Status.WAITING, LobbyEntry.Status.ADMITTED],
-        ).values_list("pk", "display_name", "status")
-    )
-    if not entries:
-        return 0
-    LobbyEntry.objects.filter(pk__in=[pk for pk, _n, s in entries if s == LobbyEntry.Status.WAITING]).update(
-        status=LobbyEntry.Status.DENIED, decided_at=now
-    )
-    LobbyEntry.objects.filter(pk__in=[pk for pk, _n, s in entries if s == LobbyEntry.Status.ADMITTED]).update(
-        status=LobbyEntry.Status.LEFT, decided_at=now
-    )
-    for entry_id, display_name, status in entries:
-        audit_record(
-            action="lobby_ended_by_revocation",
-            actor=actor,
-            meeting=meeting,
-            subject=display_name,
-            detail={"entry_id": entry_id, "was": status, "reason": reason},
-        )
-    media.media_sync_on_commit(meeting.pk)
-    return len(entries)

@@ -154,7 +154,11 @@ def invited(request: HttpRequest, invitation_id: int) -> HttpResponse:
     )
     try:
         entered = lobby.lobby_enter_by_invitation(
-            invitation=invitation, link_id=link_id, user=user, display_name=name
+            invitation=invitation,
+            link_id=link_id,
+            user=user,
+            display_name=name,
+            has_second_factor=has_second_factor(request),
         )
     except errors.LinkGone as gone:
         return _gone(request, gone.state, meeting)

@@ -1,14 +1,43 @@
-"""Pure policy decisions: a level and requested options in, violations or changes out.
+"""Pure policy decisions about meetings and levels: a level and requested options in,
+violations or changes out (booking, changes, tightening, declassification, retention, the
+media room's recording and feeds).
 
-No I/O here. The web form, the API and level propagation all decide through these
-functions, so a rule cannot be enforced in one place and forgotten in another.
+No I/O here (nor in policy/people.py). The web form, the API and level propagation all
+decide through these functions, so a rule cannot be enforced in one place and forgotten
+in another.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Protocol
+
+__all__ = [
+    "PASSCODE_FLOOR_BITS",
+    "MAX_DURATION_MINUTES",
+    "Level",
+    "E2EE_FORBIDDEN",
+    "E2EE_OPTIONAL",
+    "E2EE_REQUIRED",
+    "MeetingOptions",
+    "Violation",
+    "Lock",
+    "Change",
+    "default_e2ee",
+    "option_locks",
+    "e2ee_conflicts",
+    "domain_of",
+    "invitee_violations",
+    "check_meeting",
+    "enforce_level",
+    "required_passcode_bits",
+    "Refusal",
+    "declassification_refusal",
+    "retention_cutoff",
+    "conference_recording",
+    "conference_feeds_allowed",
+]
+
 
 # Never a passcode under this many bits, whatever a level says (the spec's floor).
 PASSCODE_FLOOR_BITS = 60
@@ -207,149 +236,12 @@ def required_passcode_bits(level: Level) -> int:
     return max(PASSCODE_FLOOR_BITS, level.min_passcode_bits)
 
 
-# --- One-time join links ---------------------------------------------------------
-
-LINK_GRACE = timedelta(minutes=15)
-
-
-class LinkState(StrEnum):
-    LIVE = "live"
-    SPENT = "spent"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-    CANCELLED = "cancelled"
-    ENDED = "ended"
-
-
-def link_expiry(*, max_link_lifetime_hours: int, meeting_ends_at: datetime, now: datetime) -> datetime:
-    """The earlier of the meeting's end plus a short grace and now + the level's maximum."""
-    return min(meeting_ends_at + LINK_GRACE, now + timedelta(hours=max_link_lifetime_hours))
-
-
-def link_state(
-    *,
-    meeting_ended: bool = False,
-    redeemed: bool,
-    revoked_reason: str,
-    expires_at: datetime,
-    meeting_cancelled: bool,
-    meeting_ends_at: datetime,
-    now: datetime,
-) -> LinkState:
-    if meeting_cancelled or revoked_reason == "cancelled":
-        return LinkState.CANCELLED
-    if redeemed:
-        return LinkState.SPENT
-    if revoked_reason:
-        return LinkState.REVOKED
-    if meeting_ended or meeting_ends_at + LINK_GRACE <= now:
-        return LinkState.ENDED
-    if expires_at <= now:
-        return LinkState.EXPIRED
-    return LinkState.LIVE
-
-
-class ParticipantLevel(Protocol):
-    name: str
-    allow_guests: bool
-    require_participant_mfa: bool
-
-
-def redemption_violation(
-    level: ParticipantLevel,
-    *,
-    invited_email: str,
-    signed_in_email: str | None,
-    has_second_factor: bool,
-) -> Violation | None:
-    """Who may spend a link: anyone where guests are allowed, else a signed-in person; where
-    the level needs participant MFA, only the invited address with a second factor."""
-    if level.require_participant_mfa:
-        if signed_in_email is None or signed_in_email.lower() != invited_email.lower():
-            return Violation(
-                "detail",
-                f"{level.name} meetings admit only the invited person: sign in as {invited_email} "
-                "and pass your second factor, then open this link again.",
-            )
-        if not has_second_factor:
-            return Violation(
-                "detail",
-                f"{level.name} meetings need a second factor: sign in with your authenticator app, "
-                "then open this link again.",
-            )
-        return None
-    if not level.allow_guests and signed_in_email is None:
-        return Violation(
-            "detail", f"{level.name} meetings do not admit guests: sign in, then open this link again."
-        )
-    return None
-
-
-# --- Joining and the waiting room ----------------------------------------------------
-
-SOURCE_INVITATION = "invitation"
-
-
-def lobby_bypass(level: Level, meeting_waiting_room: bool, source: str) -> bool:
-    """Whether someone goes straight into the meeting instead of the waiting room.
-
-    Only invitees, only where the level does not require the waiting room and the host
-    turned it off. SECURITY: passcode joiners always wait: a passcode is shared, so it
-    says nothing about who is typing it.
-    """
-    return source == SOURCE_INVITATION and not level.require_waiting_room and not meeting_waiting_room
-
-
-LOCKED_MESSAGE = "The host has locked this meeting: no one new can join."
-
-
 @dataclass(frozen=True)
 class Refusal:
     """Why an action may not proceed: a stable code and a sentence for people."""
 
     code: str
     message: str
-
-
-# Passcode joins: "invitation_needed", "sign_in", "locked", "cancelled", "ended", "weak_passcode".
-JoinRefusal = Refusal
-
-
-def passcode_join_refusal(
-    level: Level,
-    *,
-    signed_in: bool,
-    cancelled: bool,
-    ended: bool,
-    locked: bool,
-    passcode_bits: int,
-) -> JoinRefusal | None:
-    """Why someone who typed the right passcode still may not enter (None: they may wait).
-
-    SECURITY: ask only after the passcode was verified right: each answer says the
-    meeting exists, which a guesser must not learn.
-    """
-    if cancelled:
-        return JoinRefusal("cancelled", "This meeting was cancelled.")
-    if ended:
-        return JoinRefusal("ended", "This meeting has ended.")
-    if not level.allow_passcode_join:
-        return JoinRefusal(
-            "invitation_needed",
-            f"{level.name} meetings cannot be joined with a passcode: an invitation is needed. "
-            "Ask the host to invite you.",
-        )
-    if not level.allow_guests and not signed_in:
-        return JoinRefusal("sign_in", f"Sign in to join {level.name} meetings; guests are not allowed.")
-    if locked:
-        return JoinRefusal("locked", LOCKED_MESSAGE)
-    if passcode_bits < required_passcode_bits(level):
-        # The level was tightened after this passcode was made: it is too weak now.
-        return JoinRefusal(
-            "weak_passcode",
-            f"This passcode is weaker than {level.name} meetings now need. Ask the host for a new one.",
-        )
-    return None
 
 
 def declassification_refusal(
@@ -373,11 +265,6 @@ def declassification_refusal(
             f"This meeting has started: its level can be raised, but no longer lowered below {from_name}.",
         )
     return None
-
-
-def meeting_over(*, ended_at: datetime | None, ends_at: datetime, grace_minutes: int, now: datetime) -> bool:
-    """A meeting takes no joiners once the host ended it or well after its scheduled end."""
-    return ended_at is not None or now >= ends_at + timedelta(minutes=grace_minutes)
 
 
 # --- Retention -----------------------------------------------------------------------
