@@ -26,3 +26,14 @@ def test_ruff_flags_the_random_module_everywhere(path):
         timeout=60,
     )
     assert "S311" in done.stdout, done.stdout + done.stderr
+
+
+def test_no_module_of_the_app_is_over_400_lines():
+    # One house (issue 10): a module that grows past this is split by sub-domain.
+    root = Path(__file__).resolve().parent.parent / "meetings"
+    sizes = {
+        str(path.relative_to(root)): len(path.read_text().splitlines())
+        for path in root.rglob("*.py")
+        if "migrations" not in path.parts
+    }
+    assert sizes and not {name: n for name, n in sizes.items() if n > 400}
