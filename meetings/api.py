@@ -256,7 +256,7 @@ class JoinApi(APIView):
     @extend_schema(
         request=JoinInput,
         responses={
-            **responses(JoinedOutput, 400, 410, 415, 429, ok_status=201),
+            **responses(JoinedOutput, 400, 409, 415, 429, ok_status=201),
             401: OpenApiResponse(
                 ErrorOutput, description="Credentials were sent and are wrong (none are needed)"
             ),

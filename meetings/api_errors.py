@@ -36,7 +36,7 @@ ERROR_RESPONSES = {
     409: OpenApiResponse(
         ErrorOutput, description="The object's state refuses it: cancelled, ended, already decided"
     ),
-    410: OpenApiResponse(ErrorOutput, description="The meeting was cancelled or has ended"),
+    410: OpenApiResponse(ErrorOutput, description="Gone: spent, expired or revoked"),
     415: OpenApiResponse(ErrorOutput, description="The body is not JSON (Content-Type: application/json)"),
     429: OpenApiResponse(ErrorOutput, description="Too many attempts"),
     503: OpenApiResponse(ErrorOutput, description="A service it depends on is down: try again later"),

@@ -100,9 +100,10 @@ JOIN_STATUS = {
     "unavailable": 503,
     "invitation_needed": 403,
     "sign_in": 403,
-    "locked": 403,
-    "cancelled": 410,
-    "ended": 410,
+    # A state that refuses the join (the API's 409), said only after a right passcode.
+    "locked": 409,
+    "cancelled": 409,
+    "ended": 409,
 }
 
 

@@ -83,7 +83,11 @@ def test_locked_meeting_refuses_new_entries_and_unlock_reopens(alice_api):
     meeting_id, passcode = book(alice_api)
     assert alice_api.post(f"/api/v1/meetings/{meeting_id}/lock/").json()["locked_at"] is not None
     refused = APIClient().post("/api/v1/join/", join_data(meeting_id, passcode), format="json")
-    assert refused.status_code == 403 and "locked" in refused.json()["detail"]
+    assert (
+        refused.status_code == 409
+        and refused.json()["code"] == "locked"
+        and "locked" in refused.json()["detail"]
+    )
     alice_api.post(f"/api/v1/meetings/{meeting_id}/unlock/")
     join(meeting_id, passcode, "Dana")
 
@@ -100,16 +104,17 @@ def test_ending_moves_everyone_out_and_stops_joins(alice_api):
     assert lobby(alice_api, meeting_id) == {"Dana": "left", "Erin": "left"}
     assert dana.get(joined["status_url"]).json()["meeting_ended"] is True
     late = APIClient().post("/api/v1/join/", join_data(meeting_id, passcode), format="json")
-    assert late.status_code == 410 and "ended" in late.json()["detail"]
+    assert late.status_code == 409 and late.json()["code"] == "ended" and "ended" in late.json()["detail"]
     again = alice_api.post(f"/api/v1/meetings/{meeting_id}/end/")
     assert again.status_code == 409 and again.json()["code"] == "meeting_ended"
 
 
-def test_cancelled_meeting_answers_gone_after_the_right_passcode(alice_api):
+def test_cancelled_meeting_answers_conflict_after_the_right_passcode(alice_api):
     meeting_id, passcode = book(alice_api)
     alice_api.post(f"/api/v1/meetings/{meeting_id}/cancel/")
     response = APIClient().post("/api/v1/join/", join_data(meeting_id, passcode), format="json")
-    assert response.status_code == 410 and "cancelled" in response.json()["detail"]
+    assert response.status_code == 409 and response.json()["code"] == "cancelled"
+    assert "cancelled" in response.json()["detail"]
 
 
 def test_bob_gets_404_from_every_lobby_and_lifecycle_endpoint(alice_api, bob_api, bob, client):
