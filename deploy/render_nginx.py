@@ -66,6 +66,7 @@ def render_site(
     join_rate: str,
     join_burst: int,
     max_body: str,
+    balance: str = "least_conn",
 ) -> str:
     real_ip = (
         "\n".join(f"    set_real_ip_from {cidr};" for cidr in trusted_proxies)
@@ -84,6 +85,9 @@ def render_site(
             "JOIN_RATE": join_rate,
             "JOIN_BURST": str(join_burst),
             "MAX_BODY": max_body,
+            "BALANCE": f"    {balance};"
+            if balance != "round_robin"
+            else "    # round robin (nginx's default)",
         },
     )
 
@@ -102,6 +106,7 @@ def render(args: argparse.Namespace) -> Path:
         join_rate=args.join_rate,
         join_burst=args.join_burst,
         max_body=args.max_body,
+        balance=args.balance,
     )
     if args.site:
         Path(args.site).write_text(site)
@@ -134,6 +139,12 @@ def main(argv: list[str] | None = None) -> None:
         "--join-burst", type=int, default=20, help="requests over the rate let through at once"
     )
     parser.add_argument("--max-body", default="1m", help="client_max_body_size")
+    parser.add_argument(
+        "--balance",
+        default="least_conn",
+        choices=["least_conn", "round_robin"],
+        help="how nginx picks a gunicorn server for each request",
+    )
     parser.add_argument("--workers", default="auto", help="worker_processes")
     parser.add_argument("--access-log", default="", help="default: <prefix>/access.log")
     parser.add_argument(

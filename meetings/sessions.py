@@ -11,25 +11,115 @@ a fresh random key exists): a collision of 32 random characters is caught anyway
 database's primary key, which `create()` turns into another try. One database and one
 Redis round trip fewer for every session started (each redemption of a join link).
 
+A redemption writes its session inside its own transaction (`write_rotated`): the
+session's row commits with the spent link and its audit row, one COMMIT (one WAL flush)
+instead of a second transaction after the view; SessionMiddleware's save then finds the
+database already has that data and only fills the cache.
+
 SECURITY: deleting a session (sign-out, flush) still fails when the cache is down (a 503,
 meetings.middleware): the cache would otherwise keep a session the database no longer has,
-to be served again when Redis comes back.
+to be served again when Redis comes back. The key a redemption replaces is the exception
+(see `write_rotated`).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
 from django.contrib.sessions.backends import cached_db
-from django.contrib.sessions.backends.base import VALID_KEY_CHARS
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, SessionBase
 from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
+from django.db import connections, router
 from django.utils.crypto import get_random_string
 
 logger = logging.getLogger(__name__)
 
 
+def write_rotated(session: SessionBase) -> None:
+    """Call inside the transaction that gives `session` what it now carries (a redeemed
+    link): the session gets a new key (cycle_key: a key the browser came with, perhaps
+    planted by someone else, never carries the redemption) and is written to the database
+    in that transaction, with the data it holds now.
+
+    Other stores (the database store without Redis): Django's cycle_key, inside the same
+    transaction; SessionMiddleware then saves once more, as it always did.
+    """
+    if isinstance(session, SessionStore):
+        session.write_rotated()
+    else:
+        session.cycle_key()
+
+
 class SessionStore(cached_db.SessionStore):
+    # (key, data) as write_rotated wrote them in the caller's transaction; the key replaced.
+    _written: tuple[str, dict[str, Any]] | None = None
+    _replaced_key: str | None = None
+
+    def write_rotated(self) -> None:
+        """See the module's write_rotated: one INSERT under a new key, and the DELETE of
+        the key the browser came with (if the database had it), in the caller's transaction.
+
+        A fresh key that exists already (32 random characters: not expected) is skipped by
+        ON CONFLICT DO NOTHING, which does not abort the caller's transaction, and another
+        is drawn. The old key's cached copy is deleted by save(), after the commit; with
+        Redis down that copy stays there until it expires (logged): it holds only what the
+        old key held before, never the redemption.
+        """
+        data = self._data()  # loads the session the browser came with: its key may be unknown
+        replaced = self.session_key
+        model = self.model
+        using = router.db_for_write(model)
+        connection = connections[using]
+        quote = connection.ops.quote_name
+        table = quote(model._meta.db_table)
+        key_column = quote(model._meta.get_field("session_key").column)
+        data_column = quote(model._meta.get_field("session_data").column)
+        expiry_column = quote(model._meta.get_field("expire_date").column)
+        encoded = self.encode(data)
+        expires = connection.ops.adapt_datetimefield_value(self.get_expiry_date())
+        with connection.cursor() as cursor:
+            while True:
+                key = self._get_new_session_key()
+                cursor.execute(
+                    f"INSERT INTO {table} ({key_column}, {data_column}, {expiry_column}) "  # noqa: S608 - names from the model
+                    f"VALUES (%s, %s, %s) ON CONFLICT ({key_column}) DO NOTHING",
+                    [key, encoded, expires],
+                )
+                if cursor.rowcount == 1:
+                    break
+            if replaced:
+                cursor.execute(f"DELETE FROM {table} WHERE {key_column} = %s", [replaced])  # noqa: S608
+        self._session_key = key
+        self._written = (key, copy.deepcopy(data))
+        self._replaced_key = replaced
+        self.modified = True  # SessionMiddleware sets the new cookie (and calls save())
+
+    def save(self, must_create: bool = False) -> None:
+        written, self._written = self._written, None
+        if written is not None and not must_create and written == (self.session_key, self._data()):
+            # The database has exactly this (written in the redemption's transaction).
+            try:
+                self._session_cache_backend.set(self.cache_key, self._data(), self.get_expiry_age())
+            except Exception:  # noqa: BLE001 - as cached_db's save: the database has it
+                logger.warning("session cache unavailable, saved to the database only")
+        else:
+            super().save(must_create)
+        replaced, self._replaced_key = self._replaced_key, None
+        if replaced:
+            try:
+                self._session_cache_backend.delete(self.cache_key_prefix + replaced)
+            except Exception:  # noqa: BLE001 - see write_rotated
+                logger.warning(
+                    "session cache unavailable, a replaced session key stays cached until it expires"
+                )
+
+    def _data(self) -> dict[str, Any]:
+        """The session's data, loaded if need be (Django's `_session`, not in the stubs)."""
+        data: dict[str, Any] = self._get_session()  # type: ignore[attr-defined]
+        return data
+
     @property
     def _session_cache_backend(self) -> Any:
         return self._cache  # type: ignore[attr-defined] # set by cached_db, not in the stubs

@@ -165,3 +165,78 @@ def test_sessions_are_read_from_redis_when_there_is_redis(redis_url, engine):
         cwd=real.ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert probe.stdout.strip().splitlines()[-1] == engine
+
+
+def _server(hold: threading.Event | None):
+    """An upstream that counts what it receives; with `hold`, it answers only once released
+    (a gunicorn server whose workers are all busy)."""
+    received = threading.Semaphore(0)
+    counts = {"n": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            counts["n"] += 1
+            received.release()
+            if hold is not None:
+                hold.wait()
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, counts, received
+
+
+def test_requests_go_to_the_server_with_fewer_requests_in_hand(tmp_path):
+    """least_conn: while one server is stuck on a request, the others get the next ones.
+    (nginx's default, round robin, sent every other request to the stuck server, where it
+    queued behind a busy worker while the other server's workers idled.)"""
+    if not os.path.exists(NGINX):
+        real.missing("nginx is not installed (apt-get install nginx; .ci/run installs it)")
+    release = threading.Event()
+    stuck, stuck_count, stuck_received = _server(release)
+    free, free_count, _ = _server(None)
+    port = real.free_port()
+    prefix = tmp_path / "nginx"
+    subprocess.run(
+        [
+            sys.executable, "deploy/render_nginx.py", "--listen", f"127.0.0.1:{port}",
+            "--upstream", f"127.0.0.1:{stuck.server_address[1]}",
+            "--upstream", f"127.0.0.1:{free.server_address[1]}",
+            "--static-root", str(tmp_path), "--prefix", str(prefix), "--workers", "1",
+        ],
+        cwd=real.ROOT, check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    process = subprocess.Popen(
+        [NGINX, "-p", str(prefix), "-c", "nginx.conf", "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        real.wait_until(lambda: _up(url), timeout=15, what="nginx")
+        stuck_count["n"] = free_count["n"] = 0
+        for _ in range(10):
+            answered = threading.Event()
+
+            def ask(done: threading.Event = answered) -> None:
+                try:
+                    requests.get(f"{url}/anything/", timeout=60)
+                finally:
+                    done.set()
+
+            threading.Thread(target=ask, daemon=True).start()
+            # Either the free server answered, or the request is held by the stuck one.
+            while not answered.is_set() and not stuck_received.acquire(timeout=0.05):
+                pass
+        assert stuck_count["n"] <= 1 and free_count["n"] >= 9, (stuck_count, free_count)
+    finally:
+        release.set()
+        process.terminate()
+        process.wait(timeout=10)
+        stuck.shutdown()
+        free.shutdown()

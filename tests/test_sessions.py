@@ -1,12 +1,20 @@
 """Sessions read through Redis (meetings.sessions): with Redis down, a session is still
-started and read (from the database); deleting one fails closed."""
+started and read (from the database); deleting one fails closed. A redemption writes its
+session, under a new key, in the redemption's own transaction."""
+
+import re
 
 import pytest
 from django.contrib.sessions.backends import cached_db
-from django.test import override_settings
+from django.contrib.sessions.models import Session
+from django.db import connection, transaction
+from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from meetings.models import OutboundMessage
 from meetings.sessions import SessionStore
+from tests.helpers import booking_body, token_of
 from tests.real_services import free_port
 
 pytestmark = pytest.mark.django_db
@@ -79,3 +87,121 @@ def test_a_colliding_key_is_caught_by_the_database_and_another_is_made(monkeypat
     second = SessionStore()
     second.create()
     assert second.session_key == "k" * 32
+
+
+# --- A redemption's session: written in the redemption's own transaction, under a new key ---
+
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+def _invite(alice_api) -> tuple[str, str]:
+    """Book with two invitees; their two tokens (opened from the sealed outbox rows)."""
+    booked = alice_api.post(
+        "/api/v1/meetings/",
+        booking_body(invitees=["ann@example.org", "bea@example.org"]),
+        format="json",
+    ).json()
+    assert "id" in booked, booked
+    first, second = OutboundMessage.objects.filter(kind="invitation").order_by("id")
+    return token_of(first), token_of(second)
+
+
+def _redeem(browser, token: str, name: str = ""):
+    page = browser.get(f"/j/{token}/")
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
+    return browser.post(f"/j/{token}/", {"csrfmiddlewaretoken": csrf, "display_name": name})
+
+
+def test_a_redemption_commits_its_session_in_its_own_transaction(alice_api, settings):
+    """One transaction (in a test: one savepoint) holds the spent link, its audit row and
+    the session's row; SessionMiddleware writes nothing to the database after it."""
+    settings.SESSION_ENGINE = "meetings.sessions"
+    settings.CACHES = LOCMEM
+    token, _ = _invite(alice_api)
+    browser = Client(enforce_csrf_checks=True)
+    page = browser.get(f"/j/{token}/")
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
+    with CaptureQueriesContext(connection) as captured:
+        response = browser.post(f"/j/{token}/", {"csrfmiddlewaretoken": csrf, "display_name": "Ann"})
+    assert response.status_code == 302
+    statements = [query["sql"].split(None, 1)[0].upper() for query in captured.captured_queries]
+    assert statements.count("SAVEPOINT") == 1, statements  # one transaction, not two
+    begin, end = statements.index("SAVEPOINT"), statements.index("RELEASE")
+    inside = [query["sql"] for query in captured.captured_queries[begin:end]]
+    assert any(sql.startswith('UPDATE "meetings_joinlink"') for sql in inside)
+    assert any(sql.startswith('INSERT INTO "meetings_auditevent"') for sql in inside)
+    assert any(sql.startswith('INSERT INTO "django_session"') for sql in inside)
+    after = [query["sql"] for query in captured.captured_queries[end + 1 :]]
+    assert not any("django_session" in sql for sql in after), after
+    # SELECT link, SAVEPOINT, UPDATE, INSERT audit, INSERT session, RELEASE.
+    assert len(statements) == 6, statements
+    # What the middleware put in the cache is what the database has, under the cookie's key.
+    key = response.cookies[settings.SESSION_COOKIE_NAME].value
+    cached = SessionStore(key).load()
+    [invitation_id] = cached["antechamber.invitations"]
+    assert cached["antechamber.invited_names"] == {invitation_id: "Ann"}
+    assert SessionStore().decode(Session.objects.get(session_key=key).session_data) == cached
+    waiting = browser.get(response["Location"], follow=True)
+    assert waiting.status_code == 200 and "the host will let you in" in waiting.content.decode()
+
+
+@pytest.mark.parametrize("engine", ["meetings.sessions", "django.contrib.sessions.backends.db"])
+def test_a_redemption_gives_the_browser_session_a_new_key(alice_api, settings, engine):
+    """cycle_key at redemption: a session key the browser came with (perhaps planted by
+    someone else) never carries the redeemed invitation; the browser keeps what it had."""
+    settings.SESSION_ENGINE = engine
+    settings.CACHES = LOCMEM
+    first_token, second_token = _invite(alice_api)
+    browser = Client(enforce_csrf_checks=True)
+    first = _redeem(browser, first_token, "Ann")
+    assert first.status_code == 302
+    first_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    planted = Client()
+    planted.cookies[settings.SESSION_COOKIE_NAME] = first_key  # someone who knows the old key
+
+    second = _redeem(browser, second_token, "Bea")
+    assert second.status_code == 302
+    second_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    assert second_key != first_key
+    assert not Session.objects.filter(session_key=first_key).exists()
+    assert planted.get(second["Location"]).status_code == 404  # the old key: nothing
+    assert planted.get(first["Location"]).status_code == 404  # not even what it had
+    # The browser holds both invitations under its new key.
+    assert browser.get(first["Location"]).status_code == 302
+    assert browser.get(second["Location"]).status_code == 302
+
+
+def test_a_fresh_key_that_exists_already_is_skipped_inside_the_transaction(monkeypatch, settings):
+    settings.CACHES = LOCMEM
+    first = SessionStore()
+    first.create()
+    keys = iter([first.session_key, "k" * 32])
+    monkeypatch.setattr(SessionStore, "_get_new_session_key", lambda self: next(keys))
+    second = SessionStore()
+    second["invitation"] = 7
+    with transaction.atomic():
+        second.write_rotated()
+    second.save()
+    assert second.session_key == "k" * 32
+    assert SessionStore("k" * 32).load() == {"invitation": 7}
+    assert SessionStore(first.session_key).load() == {}  # the other session is untouched
+
+
+def test_with_redis_down_a_link_is_still_redeemed_and_its_session_kept(alice_api, settings):
+    token, _ = _invite(alice_api)  # booking needs the cache; the outage starts after it
+    closed = free_port()
+    settings.SESSION_ENGINE = "meetings.sessions"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{closed}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    browser = Client(enforce_csrf_checks=True)
+    redeemed = _redeem(browser, token, "Ann")
+    assert redeemed.status_code == 302
+    key = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    stored = SessionStore(key).load()  # from the database
+    [invitation_id] = stored["antechamber.invitations"]
+    assert stored["antechamber.invited_names"] == {invitation_id: "Ann"}

@@ -3,6 +3,7 @@ that tells invitees about changes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -281,9 +282,20 @@ def revoke_links_and_places(
     )
 
 
-def invitation_redeem(*, link: JoinLink, user: User | None, has_second_factor: bool) -> Invitation:
+def invitation_redeem(
+    *,
+    link: JoinLink,
+    user: User | None,
+    has_second_factor: bool,
+    with_redemption: Callable[[Invitation], None] | None = None,
+) -> Invitation:
     """Spend a one-time link. Of any number of simultaneous calls exactly one wins: the
     decision is one conditional UPDATE on the link's own row.
+
+    with_redemption: called by the winner only, inside the redemption's transaction, after
+    its audit row: what must commit with the redemption or not at all (the view writes the
+    browser session that will carry it there: one COMMIT for both). An exception from it
+    rolls the redemption back: the link is not spent.
 
     Raises Refused (nothing spent) when the person may not use it, or LinkGone.
     """
@@ -305,16 +317,19 @@ def invitation_redeem(*, link: JoinLink, user: User | None, has_second_factor: b
         won = JoinLink.objects.filter(
             pk=link.pk, redeemed_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
         ).update(redeemed_at=now)
-        if won != 1:
-            link.refresh_from_db()
-            raise errors.LinkGone(link_state_now(link, timezone.now()))
-        audit_record(
-            action="invitation_redeemed",
-            actor=user,
-            meeting=meeting,
-            subject=invitation.email,
-            detail={"link_id": link.pk, "signed_in": user is not None},
-        )
+        if won == 1:
+            audit_record(
+                action="invitation_redeemed",
+                actor=user,
+                meeting=meeting,
+                subject=invitation.email,
+                detail={"link_id": link.pk, "signed_in": user is not None},
+            )
+            if with_redemption is not None:
+                with_redemption(invitation)
+    if won != 1:
+        link.refresh_from_db()
+        raise errors.LinkGone(link_state_now(link, timezone.now()))
     return invitation
 
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from meetings import errors, policy, selectors
+from meetings import errors, policy, selectors, sessions
 from meetings.audit import audit_refusal
 from meetings.authentication import (
     client_address,
@@ -100,9 +100,22 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         if not name_form.is_valid():
             return render(request, "meetings/link_confirm.html", context, status=400)
+        chosen = name_form.cleaned_data["display_name"]
+
+        def bind_to_this_browser(redeemed: Invitation) -> None:
+            # Inside the redemption's transaction: the session (under a new key) commits with
+            # the spent link, in one COMMIT, or neither does.
+            request.session[SESSION_KEY] = {**_bound(request), str(redeemed.pk): join_link.pk}
+            if chosen:
+                request.session[NAMES_KEY] = {**request.session.get(NAMES_KEY, {}), str(redeemed.pk): chosen}
+            sessions.write_rotated(request.session)
+
         try:
             invitations.invitation_redeem(
-                link=join_link, user=user, has_second_factor=has_second_factor(request)
+                link=join_link,
+                user=user,
+                has_second_factor=has_second_factor(request),
+                with_redemption=bind_to_this_browser,
             )
         except errors.LinkGone as gone:
             return _gone(request, gone.state, meeting)
@@ -115,10 +128,6 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
                 meeting=meeting,
             )
             return render(request, "meetings/link_confirm.html", {**context, "refused": refused}, status=403)
-        request.session[SESSION_KEY] = {**_bound(request), str(invitation.pk): join_link.pk}
-        chosen = name_form.cleaned_data["display_name"]
-        if chosen:
-            request.session[NAMES_KEY] = {**request.session.get(NAMES_KEY, {}), str(invitation.pk): chosen}
         return redirect("meetings:invited", invitation_id=invitation.pk)
     notice = policy.redemption_violation(
         meeting.classification,
