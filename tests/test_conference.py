@@ -270,3 +270,47 @@ def test_tightening_the_level_stops_a_recording_room(janus, alice, carol):
     room.refresh_from_db()
     assert room.record is False
     assert listed_room(janus, room)["record"] is False
+
+
+@pytest.mark.parametrize("ended_by", ["revocation", "tightened level"])
+def test_a_revocation_or_a_tightened_level_takes_the_token_and_kicks(janus, alice, carol, ended_by):
+    from meetings.models import Invitation
+    from meetings.services import invitations
+
+    level = ClassificationLevel.objects.get(code="official")
+    booked = booking.meeting_book(
+        host=alice,
+        title="Review",
+        starts_at=timezone.now() + timedelta(minutes=5),
+        duration_minutes=60,
+        classification=level,
+        waiting_room=True,
+        invitees=["ann@example.org"],
+        host_has_second_factor=True,
+    )
+    meeting = lifecycle.meeting_start(meeting=booked.meeting, actor=alice, host_has_second_factor=True)
+    room = ConferenceRoom.objects.get(meeting=meeting)
+    invitation = Invitation.objects.get(meeting=meeting)
+    # Ann came by her link as a guest (OFFICIAL admits guests), and was admitted.
+    entered = lobby.lobby_enter(
+        meeting=meeting, display_name="Ann", source=LobbyEntry.Source.INVITATION, invitation=invitation
+    )
+    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice, host_has_second_factor=True)
+    ann = LobbyEntry.objects.get(pk=entered.entry.pk)
+    ann_media, joined = join_as(janus, room, token=ann.media_token, feed=ann.media_feed_id, name="Ann")
+    observer = JanusParticipant(janus.url)
+    try:
+        assert joined.get("videoroom") == "joined", joined
+        if ended_by == "revocation":
+            invitations.invitation_revoke(invitation=invitation, actor=alice, host_has_second_factor=True)
+        else:
+            levels.level_update(level=level, actor=carol, changes={"allow_guests": False})
+        assert LobbyEntry.objects.get(pk=ann.pk).status == LobbyEntry.Status.LEFT
+        people = observer.request({"request": "listparticipants", "room": room.number, "secret": room.secret})
+        assert ann.media_feed_id not in {p["id"] for p in people["participants"]}
+        again, refused = join_as(janus, room, token=ann.media_token, feed=ann.media_feed_id, name="Ann")
+        again.close()
+        assert refused.get("error_code") == UNAUTHORIZED, refused
+    finally:
+        observer.close()
+        ann_media.close()
