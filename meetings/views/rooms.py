@@ -152,7 +152,8 @@ def meeting_room_host(request: HttpRequest, meeting_id: str) -> HttpResponse:
 @login_required
 @require_GET
 def meeting_room_people(request: HttpRequest, meeting_id: str) -> HttpResponse:
-    """Who is in the room, for the host's room page to poll."""
+    """Who is in the room and who waits (with their entry IDs for the host's forms), and
+    whether the meeting is locked, for the host's room page to poll."""
     meeting = host_meeting(request, meeting_id)
     try:
         require_host_factor(meeting, has_second_factor(request))
@@ -163,6 +164,5 @@ def meeting_room_people(request: HttpRequest, meeting_id: str) -> HttpResponse:
             "people": room_people(meeting),
             "entries": selectors.room_for_host(meeting),
             "locked": meeting.is_locked,
-            "ended": meeting.is_ended,
         }
     )
