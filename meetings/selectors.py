@@ -26,6 +26,7 @@ from meetings.models import (
 )
 
 LOBBY_FIELDS = ("id", "display_name", "status", "source", "created_at")
+ROOM_FIELDS = ("id", "display_name", "status")
 OUTBOX_FLUSH_BATCH = 500
 
 
@@ -120,6 +121,17 @@ def lobby_for_host(meeting: Meeting) -> QuerySet[LobbyEntry, dict[str, Any]]:
         .order_by("created_at", "id")
         .values(*LOBBY_FIELDS)
         .annotate(invited_email=F("invitation__email"))
+    )
+
+
+def room_for_host(meeting: Meeting) -> list[dict[str, Any]]:
+    """The host's room list: who is in and who waits, in the lobby's (stable) order."""
+    return list(
+        LobbyEntry.objects.filter(
+            meeting_id=meeting.pk, status__in=(LobbyEntry.Status.WAITING, LobbyEntry.Status.ADMITTED)
+        )
+        .order_by("created_at", "id")
+        .values(*ROOM_FIELDS)
     )
 
 

@@ -187,13 +187,27 @@ def test_every_page_of_the_journey_passes_axe(
         host.click("tr:has(td.name:text-is('Erin Waiting')) button[data-decision=admit]")
         _waiting.wait_for_url("**/room/", timeout=LIVE)
         audit.check(_waiting, "room (participant)")
+        # The host's room carries the host's controls: Erin is in, Frank waits to come in.
+        frank_context, _frank = guest_joins(
+            browser, live_server, meeting_id, passcode, "Frank Waiting", width
+        )
+        contexts.append(frank_context)
         host.goto(f"{live_server.url}/meetings/{meeting_id}/room/")
+        host.wait_for_selector("#people button[aria-label='Admit Frank Waiting']", timeout=LIVE)
         audit.check(host, "room (host)")
+        # Removing Erin from the room page: the list updates in place, and still passes.
+        host.click("#people button[aria-label='Remove Erin Waiting']")
+        host.wait_for_selector("#people li[data-entry]:has(.name:text-is('Erin Waiting'))", state="detached")
+        assert host.url.endswith(f"/meetings/{meeting_id}/room/")
+        audit.check(host, "room (host) after a removal")
     finally:
         audit.save()
         for context in contexts:
             context.close()
     assert audit.failures() == {}, json.dumps(audit.failures(), indent=1)
+    # The host's room with its controls: no violation of any impact, before and after a live update.
+    rooms = {name: found for name, found in audit.results.items() if name.startswith("room")}
+    assert len(rooms) == 3 and not any(rooms.values()), json.dumps(rooms, indent=1)
 
 
 def focused(page) -> str:

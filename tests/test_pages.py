@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from meetings.models import AuditEvent, HostProfile, Meeting, OutboundMessage
 from meetings.zones import COMMON_ZONES, curated_zones
+from tests.join_helpers import book
 from tests.test_views import form_data
 
 pytestmark = pytest.mark.django_db
@@ -237,6 +238,85 @@ def test_room_lists_the_host_and_admitted_people(alice_web, meeting_factory, bob
     assert "(host)</li>" in room and 'data-people-url="/meetings/' in room
     client.force_login(bob)
     assert client.get(f"/meetings/{meeting.display_id}/room/people/").status_code == 404
+
+
+def _room_with_dana_in_and_erin_waiting(alice_api, alice_web):
+    from meetings.models import LobbyEntry
+    from tests.test_lobby import join
+
+    meeting_id, passcode = book(alice_api)
+    dana, dana_joined = join(meeting_id, passcode, "Dana")
+    _erin, erin_joined = join(meeting_id, passcode, "Erin")
+    alice_web.post(f"/meetings/{meeting_id}/start/")
+    alice_web.post(f"/meetings/{meeting_id}/lobby/{dana_joined['entry']['id']}/admit/")
+    dana_entry = LobbyEntry.objects.get(pk=dana_joined["entry"]["id"])
+    erin_entry = LobbyEntry.objects.get(pk=erin_joined["entry"]["id"])
+    assert (dana_entry.status, erin_entry.status) == ("admitted", "waiting")
+    return dana_entry.meeting, dana, dana_entry, erin_entry
+
+
+def _form(page: str, action: str) -> str:
+    """The <form> posting to `action` in `page` (its whole markup), or ''."""
+    found = re.search(rf'<form[^>]*action="{re.escape(action)}"[^>]*>.*?</form>', page, re.S)
+    return found.group(0) if found else ""
+
+
+def test_host_room_has_remove_admit_lock_and_end_and_they_come_back_to_the_room(alice_api, alice_web):
+    meeting, _dana, dana, erin = _room_with_dana_in_and_erin_waiting(alice_api, alice_web)
+    base = f"/meetings/{meeting.display_id}"
+    room_url = f"{base}/room/"
+    page = alice_web.get(room_url).content.decode()
+    back = '<input type="hidden" name="back" value="room">'
+    for action in (
+        f"{base}/lobby/{dana.pk}/remove/",
+        f"{base}/lobby/{erin.pk}/admit/",
+        f"{base}/lock/",
+        f"{base}/end/",
+    ):
+        form = _form(page, action)
+        assert form and 'method="post"' in form and 'name="csrfmiddlewaretoken"' in form, action
+        assert back in form, action
+    assert f"{base}/lobby/{erin.pk}/remove/" in page  # a waiting person can be sent away too
+    assert " hidden>" in _form(page, f"{base}/unlock/")  # unlocked: Unlock is there, hidden
+    assert 'aria-label="Remove Dana"' in page and "(host)</li>" in page
+
+    # Remove with back=room: the room again (post/redirect/get), and Dana is out.
+    removed = alice_web.post(f"{base}/lobby/{dana.pk}/remove/", {"back": "room"})
+    assert removed.status_code == 302 and removed["Location"] == room_url
+    dana.refresh_from_db()
+    assert dana.status == "left"
+    admitted = alice_web.post(f"{base}/lobby/{erin.pk}/admit/", {"back": "room"})
+    assert admitted["Location"] == room_url
+    people = alice_web.get(f"{base}/room/people/").json()
+    assert people["people"] == ["alice (host)", "Erin"] and people["locked"] is False
+    assert [(e["id"], e["status"]) for e in people["entries"]] == [(erin.pk, "admitted")]
+
+    locked = alice_web.post(f"{base}/lock/", {"back": "room"})
+    assert locked.status_code == 302 and locked["Location"] == room_url
+    meeting.refresh_from_db()
+    assert meeting.is_locked and alice_web.get(f"{base}/room/people/").json()["locked"] is True
+    page = alice_web.get(room_url).content.decode()
+    assert " hidden>" in _form(page, f"{base}/lock/") and " hidden>" not in _form(page, f"{base}/unlock/")
+    assert alice_web.post(f"{base}/unlock/", {"back": "room"})["Location"] == room_url
+    meeting.refresh_from_db()
+    assert not meeting.is_locked
+
+    # Ending from the room leaves the host on the meeting page (the room is gone).
+    ended = alice_web.post(f"{base}/end/", {"back": "room"})
+    assert ended.status_code == 302 and ended["Location"] == meeting.get_absolute_url()
+    meeting.refresh_from_db()
+    assert meeting.is_ended
+
+
+def test_participants_room_page_has_none_of_the_hosts_controls(alice_api, alice_web):
+    meeting, dana_client, dana, _erin = _room_with_dana_in_and_erin_waiting(alice_api, alice_web)
+    page = dana_client.get(f"/join/{dana.pk}/room/")
+    html = page.content.decode()
+    assert page.status_code == 200 and "<li data-person>Dana</li>" in html
+    assert "<form" not in html and "data-action-base" not in html and "csrfmiddlewaretoken" not in html
+    for control in ("/lock/", "/unlock/", "/end/", "/remove/", "/admit/", 'id="room-controls"', "Erin"):
+        assert control not in html, control
+    assert "entries" not in dana_client.get(f"/join/{dana.pk}/room/people/").json()
 
 
 # --- 6. Icons and contrast -----------------------------------------------------------------------

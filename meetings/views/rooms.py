@@ -44,12 +44,27 @@ def _lobby_url(meeting: Meeting) -> str:
     return reverse("meetings:lobby", kwargs={"meeting_id": meeting.display_id})
 
 
+def _room_url(meeting: Meeting) -> str:
+    return reverse("meetings:host_room", kwargs={"meeting_id": meeting.display_id})
+
+
+def _back_url(request: HttpRequest, meeting: Meeting, default: str) -> str:
+    """Where a host's form returns to: the page it was posted from (`back`), else `default`."""
+    back = request.POST.get("back")
+    if back == "lobby":
+        return _lobby_url(meeting)
+    if back == "room":
+        return _room_url(meeting)
+    return default
+
+
 @require_POST
 @login_required
 def meeting_lobby_decide(request: HttpRequest, meeting_id: str, entry_id: int, decision: str) -> HttpResponse:
     meeting = host_meeting(request, meeting_id)
     if decision not in _DECIDE:
         raise Http404("No such decision.")
+    back = _back_url(request, meeting, _lobby_url(meeting))
     try:
         entry = _DECIDE[decision](
             meeting=meeting,
@@ -58,23 +73,24 @@ def meeting_lobby_decide(request: HttpRequest, meeting_id: str, entry_id: int, d
             host_has_second_factor=has_second_factor(request),
         )
     except errors.ServiceError as error:
-        return refusal_page(request, error, meeting=meeting, back_url=_lobby_url(meeting))
+        return refusal_page(request, error, meeting=meeting, back_url=back)
     messages.success(request, f"{entry.display_name}: {entry.get_status_display().lower()}.")
-    return redirect("meetings:lobby", meeting_id=meeting.display_id)
+    return redirect(back)
 
 
 @require_POST
 @login_required
 def meeting_lobby_admit_all(request: HttpRequest, meeting_id: str) -> HttpResponse:
     meeting = host_meeting(request, meeting_id)
+    back = _back_url(request, meeting, _lobby_url(meeting))
     try:
         admitted = lobby.lobby_admit_all(
             meeting=meeting, actor=signed_in_user(request), host_has_second_factor=has_second_factor(request)
         )
     except errors.ServiceError as error:
-        return refusal_page(request, error, meeting=meeting, back_url=_lobby_url(meeting))
+        return refusal_page(request, error, meeting=meeting, back_url=back)
     messages.success(request, f"Admitted {admitted}.")
-    return redirect("meetings:lobby", meeting_id=meeting.display_id)
+    return redirect(back)
 
 
 @require_POST
@@ -84,14 +100,15 @@ def meeting_lifecycle(request: HttpRequest, meeting_id: str, action: str) -> Htt
     if action not in _LIFECYCLE:
         raise Http404("No such action.")
     act, done = _LIFECYCLE[action]
+    back = _back_url(request, meeting, meeting.get_absolute_url())
     try:
         act(meeting=meeting, actor=signed_in_user(request), host_has_second_factor=has_second_factor(request))
     except errors.ServiceError as error:
-        return refusal_page(request, error, meeting=meeting, back_url=meeting.get_absolute_url())
+        return refusal_page(request, error, meeting=meeting, back_url=back)
     messages.success(request, done)
-    return redirect(
-        _lobby_url(meeting) if request.POST.get("back") == "lobby" else meeting.get_absolute_url()
-    )
+    if action == "end" and back == _room_url(meeting):
+        return redirect(meeting)  # the room is gone: its host lands on the meeting page
+    return redirect(back)
 
 
 @join_page
@@ -116,6 +133,9 @@ def meeting_room_host(request: HttpRequest, meeting_id: str) -> HttpResponse:
             "meeting": meeting,
             "display_name": f"{name} (host)",
             "people": room_people(meeting),
+            # The host's controls: who is in and who waits, each with the lobby's forms.
+            "host_controls": True,
+            "entries": selectors.room_for_host(meeting),
             "people_url": reverse("meetings:host_room_people", kwargs={"meeting_id": meeting.display_id}),
             "options": option_rows(meeting, with_waiting_room=False),
             "media": with_key_relay(
@@ -132,10 +152,17 @@ def meeting_room_host(request: HttpRequest, meeting_id: str) -> HttpResponse:
 @login_required
 @require_GET
 def meeting_room_people(request: HttpRequest, meeting_id: str) -> HttpResponse:
-    """Who is in the room, for the host's room page to poll."""
+    """Who is in the room and who waits (with their entry IDs for the host's forms), and
+    whether the meeting is locked, for the host's room page to poll."""
     meeting = host_meeting(request, meeting_id)
     try:
         require_host_factor(meeting, has_second_factor(request))
     except errors.Forbidden as error:
         return JsonResponse(error.as_dict(), status=error.status)
-    return JsonResponse({"people": room_people(meeting)})
+    return JsonResponse(
+        {
+            "people": room_people(meeting),
+            "entries": selectors.room_for_host(meeting),
+            "locked": meeting.is_locked,
+        }
+    )

@@ -31,22 +31,27 @@
     while (region.childElementCount > 5) region.firstElementChild.remove();
   };
 
-  const decisionForm = (base, csrf, entry, decision, label, cls) => {
+  const decisionForm = (base, csrf, back, entry, decision, label, cls) => {
     const form = document.createElement("form");
     form.method = "post";
     form.className = "inline";
     form.action = `${base}${entry.id}/${decision}/`;
-    const token = document.createElement("input");
-    token.type = "hidden";
-    token.name = "csrfmiddlewaretoken";
-    token.value = csrf;
+    const hidden = (name, value) => {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = value;
+      form.append(input);
+    };
+    hidden("csrfmiddlewaretoken", csrf);
+    if (back) hidden("back", back);
     const b = document.createElement("button");
     b.type = "submit";
     b.textContent = label;
     b.dataset.decision = decision;
     b.setAttribute("aria-label", `${label} ${entry.display_name}`);
     if (cls) b.className = cls;
-    form.append(token, b);
+    form.append(b);
     return form;
   };
 
@@ -59,61 +64,91 @@
     left: (name) => `${name} left.`,
   };
 
-  const hostLobby = (section) => {
-    const body = section.querySelector("#lobby-entries");
-    const heading = document.getElementById("lobby-heading");
-    const say = announcer(document.getElementById("lobby-announcer"));
-    const { lobbyUrl, actionBase, csrf } = section.dataset;
+  // Posts one of the host's forms without leaving the page; true if it worked. A refusal
+  // (the server's page) or a lost connection is announced instead.
+  const send = async (form, say) => {
+    const button = form.querySelector("button");
+    if (button) button.disabled = true;
+    try {
+      const response = await fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" });
+      if (response.ok) return true;
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const why = page.querySelector(".error");
+      say(why ? why.textContent.trim() : "That did not work: reload the page.");
+    } catch (err) {
+      say("That did not work: check your connection.");
+    }
+    if (button) button.disabled = false;
+    return false;
+  };
+
+  // The host's live list of lobby entries (the lobby's table, or the room's list), updated
+  // in place row by row (keyed by entry id), each row with its decisions as plain forms.
+  //   body: the <tbody> or <ul> holding the rows; rows are [data-entry] elements
+  //   url, entriesOf(data), onData(data): what to poll and what of it is the list
+  //   cells: the cells of a new row, by class; statusText(entry): the status cell's text
+  //   emptyText: the row shown when the list is empty (none if not given)
+  const liveEntries = (body, options) => {
+    const { url, heading, say, cells, emptyText } = options;
+    const entriesOf = options.entriesOf || ((data) => data);
+    const statusText = options.statusText || ((entry) => entry.status);
+    const { actionBase, csrf, back } = options;
+    const inTable = body.tagName === "TBODY";
+    const rows = () => body.querySelectorAll("[data-entry]");
 
     const fillDecisions = (cell, entry) => {
       const forms = [];
       if (entry.status === "waiting") {
-        forms.push(decisionForm(actionBase, csrf, entry, "admit", "Admit", "primary"));
-        forms.push(decisionForm(actionBase, csrf, entry, "deny", "Deny"));
+        forms.push(decisionForm(actionBase, csrf, back, entry, "admit", "Admit", "primary"));
+        forms.push(decisionForm(actionBase, csrf, back, entry, "deny", "Deny"));
       }
       if (entry.status === "waiting" || entry.status === "admitted") {
-        forms.push(decisionForm(actionBase, csrf, entry, "remove", "Remove", "danger"));
+        forms.push(decisionForm(actionBase, csrf, back, entry, "remove", "Remove", "danger"));
       }
       cell.replaceChildren(...forms);
     };
 
     const newRow = (entry) => {
-      const tr = document.createElement("tr");
-      tr.dataset.entry = entry.id;
-      for (const cls of ["name", "source", "status", "decide"]) {
-        const td = document.createElement("td");
-        td.className = cls;
-        tr.append(td);
+      const row = document.createElement(inTable ? "tr" : "li");
+      row.dataset.entry = entry.id;
+      for (const cls of cells) {
+        const cell = document.createElement(inTable ? "td" : "span");
+        cell.className = cls;
+        if (!inTable && row.childElementCount) row.append(" ");
+        row.append(cell);
       }
-      tr.querySelector(".name").tabIndex = -1;
-      return tr;
+      row.querySelector(".name").tabIndex = -1;
+      return row;
     };
 
     // Where focus goes when the control holding it disappears: the same row's first
     // button, else that row's name, else the next row's first button, else the heading.
-    const refocus = (row) => {
-      const own = row && row.isConnected ? row.querySelector("button") || row.querySelector(".name") : null;
-      const next = row && row.nextElementSibling ? row.nextElementSibling.querySelector("button") : null;
+    // `after`: the row that followed, for a row already taken out of the list.
+    const refocus = (row, after = null) => {
+      const connected = row && row.isConnected;
+      const own = connected ? row.querySelector("button") || row.querySelector(".name") : null;
+      const nextRow = connected ? row.nextElementSibling : after && after.isConnected ? after : null;
+      const next = nextRow ? nextRow.querySelector("button") : null;
       (own || next || heading).focus();
     };
 
     const update = (entries) => {
       const active = document.activeElement;
-      const focusRow = active && body.contains(active) ? active.closest("tr") : null;
+      const focusRow = active && body.contains(active) ? active.closest("[data-entry]") : null;
       const seen = new Set();
       entries.forEach((entry, index) => {
         const key = String(entry.id);
         seen.add(key);
-        let row = body.querySelector(`tr[data-entry="${key}"]`);
+        let row = body.querySelector(`[data-entry="${key}"]`);
         const isNew = !row;
         if (isNew) row = newRow(entry);
         const setText = (cls, text) => {
           const cell = row.querySelector(`.${cls}`);
-          if (cell.textContent !== text) cell.textContent = text; // textContent: a name is never HTML
+          if (cell && cell.textContent !== text) cell.textContent = text; // textContent: a name is never HTML
         };
         setText("name", entry.display_name);
         setText("source", sourceText(entry));
-        setText("status", entry.status);
+        setText("status", statusText(entry));
         if (row.dataset.status !== entry.status) {
           const hadFocus = focusRow === row;
           fillDecisions(row.querySelector(".decide"), entry);
@@ -122,12 +157,12 @@
           if (hadFocus && !row.contains(document.activeElement)) refocus(row);
         }
         if (isNew) {
-          const at = body.querySelectorAll("tr[data-entry]")[index] || null;
+          const at = rows()[index] || null;
           body.insertBefore(row, at);
           say(STATUS_NEWS[entry.status](entry.display_name)); // the page was drawn without it: it is new
         }
       });
-      body.querySelectorAll("tr[data-entry]").forEach((row) => {
+      rows().forEach((row) => {
         if (seen.has(row.dataset.entry)) return;
         const name = row.querySelector(".name").textContent;
         const hadFocus = row.contains(document.activeElement);
@@ -136,42 +171,97 @@
         say(`${name} is no longer in the list.`);
         if (hadFocus) ((next && next.querySelector("button")) || heading).focus();
       });
-      const empty = body.querySelector("tr.empty");
+      if (!emptyText) return;
+      const empty = body.querySelector(".empty");
       if (entries.length && empty) empty.remove();
       if (!entries.length && !empty) {
-        const tr = document.createElement("tr");
-        tr.className = "empty";
-        const td = document.createElement("td");
-        td.colSpan = 4;
-        td.textContent = "No one yet.";
-        tr.append(td);
-        body.append(tr);
+        const row = document.createElement(inTable ? "tr" : "li");
+        row.className = "empty";
+        const cell = document.createElement(inTable ? "td" : "span");
+        if (inTable) cell.colSpan = cells.length;
+        cell.textContent = emptyText;
+        row.append(cell);
+        body.append(row);
       }
     };
 
-    const pollNow = poll(lobbyUrl, update);
+    const pollNow = poll(url, (data) => {
+      update(entriesOf(data));
+      if (options.onData) options.onData(data);
+    });
 
     // Decisions without leaving the page (the forms still work without JavaScript).
     body.addEventListener("submit", async (event) => {
       const form = event.target;
-      const row = form.closest("tr");
+      const row = form.closest("[data-entry]");
+      const after = row ? row.nextElementSibling : null;
       event.preventDefault();
-      const button = form.querySelector("button");
-      if (button) button.disabled = true;
-      try {
-        const response = await fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" });
-        if (!response.ok) {
-          const page = new DOMParser().parseFromString(await response.text(), "text/html");
-          const why = page.querySelector(".error");
-          say(why ? why.textContent.trim() : "That did not work: reload the page.");
-          if (button) button.disabled = false;
-        }
-      } catch (err) {
-        say("That did not work: check your connection.");
-        if (button) button.disabled = false;
-      }
+      await send(form, say);
       await pollNow();
-      if (row && !row.contains(document.activeElement) && (!document.activeElement || document.activeElement === document.body)) refocus(row);
+      if (row && !row.contains(document.activeElement) && (!document.activeElement || document.activeElement === document.body)) refocus(row, after);
+    });
+    return pollNow;
+  };
+
+  const hostLobby = (section) => {
+    const { lobbyUrl, actionBase, csrf } = section.dataset;
+    liveEntries(section.querySelector("#lobby-entries"), {
+      url: lobbyUrl,
+      actionBase,
+      csrf,
+      heading: document.getElementById("lobby-heading"),
+      say: announcer(document.getElementById("lobby-announcer")),
+      cells: ["name", "source", "status", "decide"],
+      emptyText: "No one yet.",
+    });
+  };
+
+  const ROOM_STATUS = { waiting: "waiting to come in", admitted: "in the room" };
+  const LOCK_NEWS = {
+    true: "The meeting is locked: no one new can join.",
+    false: "The meeting is unlocked: people can ask to join.",
+  };
+
+  // The host's room: the same live rows as the lobby (people in, people waiting), and Lock /
+  // Unlock sent without a reload so the call goes on. End is a plain form: it leaves the room.
+  const hostRoom = (list) => {
+    const say = announcer(document.getElementById("people-announcer"));
+    const state = document.getElementById("room-state");
+    const lockForms = document.querySelectorAll("form[data-room-lock]");
+    const shownButton = () => [...lockForms].find((form) => !form.hidden).querySelector("button");
+    const showLock = (locked) => {
+      const shown = locked ? "unlock" : "lock";
+      const current = [...lockForms].find((form) => !form.hidden);
+      if (current && current.dataset.roomLock === shown) return;
+      const hadFocus = current && current.contains(document.activeElement);
+      lockForms.forEach((form) => { form.hidden = form.dataset.roomLock !== shown; });
+      if (state) state.textContent = locked ? "Locked: no one new can join." : "Open: people can ask to join.";
+      say(LOCK_NEWS[locked]);
+      if (hadFocus) shownButton().focus();
+    };
+    const { peopleUrl, actionBase, csrf, back } = list.dataset;
+    const pollNow = liveEntries(list, {
+      url: peopleUrl,
+      actionBase,
+      csrf,
+      back,
+      heading: document.getElementById("people-heading"),
+      say,
+      cells: ["name", "status", "decide"],
+      entriesOf: (data) => data.entries || [],
+      statusText: (entry) => ROOM_STATUS[entry.status] || entry.status,
+      onData: (data) => showLock(Boolean(data.locked)),
+    });
+    lockForms.forEach((form) => {
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const hadFocus = form.contains(document.activeElement);
+        await send(form, say);
+        await pollNow();
+        lockForms.forEach((each) => { each.querySelector("button").disabled = false; });
+        const lost = !document.activeElement || document.activeElement === document.body;
+        if (hadFocus && lost) shownButton().focus();
+      });
     });
   };
 
@@ -198,8 +288,8 @@
     });
   };
 
-  // The room's "Who is in": names only, no controls, so the list is simply re-drawn when
-  // it changes; who came and went is announced.
+  // A participant's "Who is in": names only, no controls, so the list is simply re-drawn
+  // when it changes; who came and went is announced. (The host's is hostRoom's.)
   const people = (list) => {
     const say = announcer(document.getElementById("people-announcer"));
     let current = [...list.querySelectorAll("li[data-person]")].map((li) => li.textContent);
@@ -234,6 +324,7 @@
     const room = document.getElementById("room");
     if (room && room.dataset.statusUrl) participant(room, true);
     const peopleList = document.getElementById("people");
-    if (peopleList && peopleList.dataset.peopleUrl) people(peopleList);
+    if (peopleList && peopleList.dataset.actionBase) hostRoom(peopleList);
+    else if (peopleList && peopleList.dataset.peopleUrl) people(peopleList);
   });
 })();
