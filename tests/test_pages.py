@@ -306,6 +306,9 @@ def test_host_room_has_remove_admit_lock_and_end_and_they_come_back_to_the_room(
     assert ended.status_code == 302 and ended["Location"] == meeting.get_absolute_url()
     meeting.refresh_from_db()
     assert meeting.is_ended
+    # A room page left open elsewhere, reloaded: told the meeting ended, not to start it.
+    reloaded = alice_web.get(room_url, follow=True).content.decode()
+    assert "This meeting has ended." in reloaded and "Start the meeting first." not in reloaded
 
 
 def test_participants_room_page_has_none_of_the_hosts_controls(alice_api, alice_web):

@@ -122,6 +122,9 @@ def meeting_room_host(request: HttpRequest, meeting_id: str) -> HttpResponse:
         require_host_factor(meeting, has_second_factor(request))
     except errors.Forbidden as error:
         return refusal_page(request, error, meeting=meeting, back_url=meeting.get_absolute_url())
+    if meeting.is_cancelled or meeting.is_ended:
+        messages.info(request, f"This meeting {'was cancelled' if meeting.is_cancelled else 'has ended'}.")
+        return redirect(meeting)
     if not meeting.is_started:
         messages.info(request, "Start the meeting first.")
         return redirect(meeting)
