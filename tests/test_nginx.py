@@ -3,13 +3,16 @@ deploy/render_nginx.py): per-address limits on the join endpoints, the client's 
 passed on, static files, request size limits, no join token in its log. And the app's side:
 REMOTE_ADDR from X-Real-IP only when the peer is a trusted proxy; sessions in Redis."""
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -56,14 +59,24 @@ def nginx(tmp_path):
     static = tmp_path / "static"
     (static / "css").mkdir(parents=True)
     (static / "css" / "site.abc123.css").write_text("body{}")
+    extra = ["--trusted-proxy", "127.0.0.1", "--join-rate", "1r/s", "--join-burst", "3"]
+    try:
+        with _running_nginx(tmp_path, [upstream], static, *extra) as running:
+            yield running
+    finally:
+        upstream.shutdown()
+
+
+@contextlib.contextmanager
+def _running_nginx(tmp_path, upstreams, static: Path, *extra: str) -> Iterator[tuple[str, Path]]:
+    """nginx as deploy/render_nginx.py writes it, in front of `upstreams`: (url, prefix)."""
     port = real.free_port()
     prefix = tmp_path / "nginx"
+    servers = [arg for u in upstreams for arg in ("--upstream", f"127.0.0.1:{u.server_address[1]}")]
     subprocess.run(
         [
-            sys.executable, "deploy/render_nginx.py", "--listen", f"127.0.0.1:{port}",
-            "--upstream", f"127.0.0.1:{upstream.server_address[1]}", "--static-root", str(static),
-            "--prefix", str(prefix), "--trusted-proxy", "127.0.0.1", "--join-rate", "1r/s",
-            "--join-burst", "3", "--workers", "1",
+            sys.executable, "deploy/render_nginx.py", "--listen", f"127.0.0.1:{port}", *servers,
+            "--static-root", str(static), "--prefix", str(prefix), "--workers", "1", *extra,
         ],
         cwd=real.ROOT, check=True, capture_output=True, timeout=30,
     )  # fmt: skip
@@ -78,7 +91,6 @@ def nginx(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
-        upstream.shutdown()
 
 
 def _up(url: str) -> bool:
@@ -201,42 +213,31 @@ def test_requests_go_to_the_server_with_fewer_requests_in_hand(tmp_path):
     release = threading.Event()
     stuck, stuck_count, stuck_received = _server(release)
     free, free_count, _ = _server(None)
-    port = real.free_port()
-    prefix = tmp_path / "nginx"
-    subprocess.run(
-        [
-            sys.executable, "deploy/render_nginx.py", "--listen", f"127.0.0.1:{port}",
-            "--upstream", f"127.0.0.1:{stuck.server_address[1]}",
-            "--upstream", f"127.0.0.1:{free.server_address[1]}",
-            "--static-root", str(tmp_path), "--prefix", str(prefix), "--workers", "1",
-        ],
-        cwd=real.ROOT, check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
-    process = subprocess.Popen(
-        [NGINX, "-p", str(prefix), "-c", "nginx.conf", "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     try:
-        real.wait_until(lambda: _up(url), timeout=15, what="nginx")
-        stuck_count["n"] = free_count["n"] = 0
-        for _ in range(10):
-            answered = threading.Event()
-
-            def ask(done: threading.Event = answered) -> None:
-                try:
-                    requests.get(f"{url}/anything/", timeout=60)
-                finally:
-                    done.set()
-
-            threading.Thread(target=ask, daemon=True).start()
-            # Either the free server answered, or the request is held by the stuck one.
-            while not answered.is_set() and not stuck_received.acquire(timeout=0.05):
-                pass
+        with _running_nginx(tmp_path, [stuck, free], tmp_path) as (url, _prefix):
+            try:
+                _send_ten(url, stuck_received)
+            finally:
+                release.set()  # the held request is answered before nginx stops
         assert stuck_count["n"] <= 1 and free_count["n"] >= 9, (stuck_count, free_count)
     finally:
         release.set()
-        process.terminate()
-        process.wait(timeout=10)
         stuck.shutdown()
         free.shutdown()
+
+
+def _send_ten(url: str, stuck_received: threading.Semaphore) -> None:
+    """Ten requests, each sent once the one before was answered or is held by the stuck server."""
+    for _ in range(10):
+        answered = threading.Event()
+
+        def ask(done: threading.Event = answered) -> None:
+            try:
+                requests.get(f"{url}/anything/", timeout=60)
+            finally:
+                done.set()
+
+        threading.Thread(target=ask, daemon=True).start()
+        # Either the free server answered, or the request is held by the stuck one.
+        while not answered.is_set() and not stuck_received.acquire(timeout=0.05):
+            pass
