@@ -38,8 +38,10 @@ def outbox_send(*, message_id: int) -> SendResult:
     return outbox_send_batch(message_ids=[message_id])[message_id]
 
 
-# Rows claimed per statement. A worker that dies leaves at most this many rows claimed
-# and unsent until the stale-claim release (ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS).
+# Rows claimed per statement, and the most rows sent and not yet recorded as sent. A
+# worker that dies leaves at most this many rows "sending" until the stale-claim release
+# (ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS) puts them back: the unsent ones then go out
+# late, and those the SMTP server had accepted go out a second time (at least once).
 CLAIM_CHUNK = 20
 
 
@@ -49,43 +51,84 @@ def outbox_send_batch(*, message_ids: list[int]) -> dict[int, SendResult]:
     Rows are claimed CLAIM_CHUNK at a time by one conditional UPDATE … RETURNING (pending
     and due -> sending), which reads the claimed rows in the same statement: a row another
     worker claimed (or sent) is not returned and is skipped, so no message is sent twice
-    whoever else has the same IDs in a batch. Before each send the claim is checked for
+    whoever else has the same IDs in a batch. The rows sent are recorded as sent by one
+    UPDATE per chunk, before the next claim. Before each send the claim is checked for
     age: one older than half the stale-claim timeout is renewed, conditionally, so a row
     the stale-claim release may have handed to another worker is skipped, not sent. A
     failure is recorded on its row alone; the connection is then closed and the next row
     opens a new one.
     """
-    results: dict[int, SendResult] = {}
-    connection: BaseEmailBackend | None = None
-    unique_ids = list(dict.fromkeys(message_ids))
-    claimed: dict[int, OutboundMessage] = {}
-    try:
-        for start in range(0, len(unique_ids), CLAIM_CHUNK):
-            chunk = unique_ids[start : start + CLAIM_CHUNK]
-            claimed = _claim_rows(chunk)
-            for message_id in chunk:
-                row = claimed.pop(message_id, None)
-                if row is not None and not _still_ours(row, claimed):
-                    row = None
-                if row is None:
-                    results[message_id] = SendResult(sent=False)
-                    continue
-                if connection is None:
-                    connection = get_connection(fail_silently=False)
-                result = _send_claimed(row, connection)
-                if result.transport_failed:
-                    connection.close()  # never reuse a connection that failed
-                    connection = None
-                results[message_id] = result
-    finally:
+    return _Batch().send(list(dict.fromkeys(message_ids)))
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.connection: BaseEmailBackend | None = None
+        self.claimed: dict[int, OutboundMessage] = {}  # claimed, not yet tried
+        self.sent: list[int] = []  # sent, not yet recorded
+
+    def send(self, message_ids: list[int]) -> dict[int, SendResult]:
+        results: dict[int, SendResult] = {}
         try:
-            if connection is not None:
-                connection.close()
+            for start in range(0, len(message_ids), CLAIM_CHUNK):
+                chunk = message_ids[start : start + CLAIM_CHUNK]
+                self.claimed = _claim_rows(chunk)
+                for message_id in chunk:
+                    results[message_id] = self.send_one(message_id)
+                self.record_sent()
         finally:
-            if claimed:  # an error left rows claimed and unsent: give them back now
-                with contextlib.suppress(DatabaseError):
-                    _release(list(claimed.values()))
-    return results
+            try:
+                self.record_sent()  # first: what reached the SMTP server must not go again
+            finally:
+                if self.connection is not None:
+                    self.connection.close()
+                if self.claimed:  # an error left rows claimed and untried: give them back now
+                    with contextlib.suppress(DatabaseError):
+                        _release(list(self.claimed.values()))
+        return results
+
+    def send_one(self, message_id: int) -> SendResult:
+        row = self.claimed.pop(message_id, None)
+        if row is None or not self.still_ours(row):
+            return SendResult(sent=False)
+        if self.connection is None:
+            self.connection = get_connection(fail_silently=False)
+        result = _send_claimed(row, self.connection)
+        if result.sent:
+            self.sent.append(row.pk)
+        if result.transport_failed:
+            self.connection.close()  # never reuse a connection that failed
+            self.connection = None
+        return result
+
+    def record_sent(self) -> None:
+        """Sent, and the sealed link erased, for the rows sent since the last call."""
+        if self.sent:
+            OutboundMessage.objects.filter(pk__in=self.sent).update(
+                status=OutboundMessage.Status.SENT, sent_at=timezone.now(), last_error="", sealed_link=""
+            )
+            self.sent = []
+
+    def still_ours(self, row: OutboundMessage) -> bool:
+        """Whether this caller still holds `row`'s claim, renewing it (and those of the rows
+        claimed with it and not yet tried) once it is older than half the stale-claim
+        timeout. A row whose claim was released since, and perhaps taken by another
+        worker, is not ours to send."""
+        assert row.claimed_at is not None
+        now = timezone.now()
+        stale_claim = timedelta(seconds=settings.ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS)
+        if now - row.claimed_at < stale_claim / 2:
+            return True
+        self.record_sent()  # rows sent under this claim must not be released either
+        # Rows claimed together share their claimed_at, and are renewed together.
+        renewed = set(_renew(ids=[row.pk, *self.claimed], claimed_at=row.claimed_at, now=now))
+        row.claimed_at = now
+        for pk in list(self.claimed):
+            if pk in renewed:
+                self.claimed[pk].claimed_at = now
+            else:
+                del self.claimed[pk]
+        return row.pk in renewed
 
 
 def _claim_rows(message_ids: list[int]) -> dict[int, OutboundMessage]:
@@ -114,26 +157,6 @@ def _claim_rows(message_ids: list[int]) -> dict[int, OutboundMessage]:
     params = [OutboundMessage.Status.SENDING, when, *message_ids, OutboundMessage.Status.PENDING, when]
     with transaction.atomic(using=db):
         return {row.pk: row for row in OutboundMessage.objects.db_manager(db).raw(sql, params)}
-
-
-def _still_ours(row: OutboundMessage, waiting: dict[int, OutboundMessage]) -> bool:
-    """Whether this caller still holds `row`'s claim, renewing it (and those of the rows
-    `waiting` with it) once it is older than half the stale-claim timeout. A row whose
-    claim was released, and perhaps taken by another worker, since is not ours to send."""
-    assert row.claimed_at is not None
-    now = timezone.now()
-    stale_claim = timedelta(seconds=settings.ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS)
-    if now - row.claimed_at < stale_claim / 2:
-        return True
-    # Rows claimed together share their claimed_at, and are renewed together.
-    renewed = set(_renew(ids=[row.pk, *waiting], claimed_at=row.claimed_at, now=now))
-    row.claimed_at = now
-    for pk in list(waiting):
-        if pk in renewed:
-            waiting[pk].claimed_at = now
-        else:
-            del waiting[pk]
-    return row.pk in renewed
 
 
 def _renew(*, ids: list[int], claimed_at: datetime, now: datetime) -> list[int]:
@@ -168,7 +191,8 @@ def _release(rows: list[OutboundMessage]) -> None:
 
 
 def _send_claimed(row: OutboundMessage, connection: BaseEmailBackend) -> SendResult:
-    """Send a row this caller has claimed, over `connection`, and record the outcome."""
+    """Send a row this caller has claimed, over `connection`, and record a failure (the
+    caller records success, for many rows at once)."""
     if row.sealed_link:
         try:
             _open_link(row)
@@ -196,9 +220,6 @@ def _send_claimed(row: OutboundMessage, connection: BaseEmailBackend) -> SendRes
             claimed_at=None,
         )
         return SendResult(sent=False, retry_in=None if final else delay, transport_failed=True)
-    OutboundMessage.objects.filter(pk=row.pk).update(
-        status=OutboundMessage.Status.SENT, sent_at=timezone.now(), last_error="", sealed_link=""
-    )
     return SendResult(sent=True)
 
 
