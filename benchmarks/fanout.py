@@ -59,7 +59,7 @@ def main() -> None:
 
         from meetings import emails
         from meetings.models import ClassificationLevel, OutboundMessage
-        from meetings.services import booking, tokens
+        from meetings.services import booking, delivery, tokens
 
         host = User.objects.create_user("bench-host", "host@example.org")
         key = tokens.api_token_create(user=host, label="bench")[1]
@@ -143,10 +143,11 @@ def main() -> None:
             ),
         ],
         f"""One POST /api/v1/meetings/<id>/invitations/ with {INVITEES} addresses (token auth, gunicorn, PostgreSQL):
-{request_seconds:.1f}s, in which it writes {INVITEES} invitations, links and outbox rows (each message rendered:
-text, HTML, ICS) and publishes one Celery task per {settings.ANTECHAMBER_OUTBOX_BATCH} messages after commit.
-Two `celery worker --concurrency=1` processes then send each batch over one SMTP connection (Django's SMTP
-backend), claiming each row on its own just before sending it, to an aiosmtpd server on loopback: all {INVITEES} had arrived {delivered_seconds:.1f}s after the request began
+{request_seconds:.1f}s, in which it writes {INVITEES} invitations, links and outbox rows (the message rendered
+once: text, HTML, ICS, each invitee's ATTENDEE line and sealed link apart) and publishes one Celery task per
+{settings.ANTECHAMBER_OUTBOX_BATCH} messages after commit. Two `celery worker --concurrency=1` processes then send
+each batch over one SMTP connection (Django's SMTP backend), claiming rows {delivery.CLAIM_CHUNK} at a time
+(`UPDATE … RETURNING`) and recording them sent once per {delivery.CLAIM_CHUNK}, to an aiosmtpd server on loopback: all {INVITEES} had arrived {delivered_seconds:.1f}s after the request began
 ({INVITEES / delivered_seconds:.0f}/s); distinct Message-IDs {distinct}, duplicates {duplicates}, rows marked
 sent {sent_rows}. Baseline: a bare smtplib loop sending the same {len(raw)}-byte message {INVITEES} times over
 one connection to the same server: {bare_seconds:.1f}s ({INVITEES / bare_seconds:.0f}/s). Target for the

@@ -10,6 +10,7 @@ puts it into the mail, and erases it from the row.
 
 import base64
 import os
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -31,10 +32,13 @@ class Unsealable(Exception):
 def _keys() -> list[bytes]:
     secrets = [settings.ANTECHAMBER_OUTBOX_KEY] if settings.ANTECHAMBER_OUTBOX_KEY else []
     secrets += [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return [
-        HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LABEL).derive(secret.encode())
-        for secret in secrets
-    ]
+    return [_derive(secret) for secret in secrets]
+
+
+@lru_cache(maxsize=16)
+def _derive(secret: str) -> bytes:
+    """The key for a secret (computed once per secret: a fan-out seals thousands of links)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LABEL).derive(secret.encode())
 
 
 def seal(link: str, *, row_id: str) -> str:

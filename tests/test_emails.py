@@ -251,3 +251,116 @@ def test_levels_say_whether_the_link_may_be_in_the_calendar(bob_api, carol_api):
     )
     assert response.status_code == 200, response.content
     assert ClassificationLevel.objects.get(code="official").link_in_calendar is False
+
+
+# Addresses whose ATTENDEE line folds (long ones), or holds characters beyond ASCII.
+FANOUT_ADDRESSES = [
+    "ann@example.org",
+    "first.last+calendar@example.org",
+    "a-very-long-local-part-that-makes-the-attendee-line-fold@sub.domain.example.org",
+    "x" * 60 + "@" + "y" * 60 + ".example.org",
+    "ünïcode@bücher.example",
+]
+
+
+def _description(ics: str) -> str:
+    from icalendar import Calendar
+
+    return str(Calendar.from_ical(ics).walk("VEVENT")[0]["DESCRIPTION"])
+
+
+def test_a_fanout_gives_every_invitee_the_calendar_entry_rendering_it_alone_would(alice_api, monkeypatch):
+    # The invitations of one request are rendered once, the calendar entry with a
+    # placeholder attendee; each address's entry must still be, byte for byte, the one
+    # _calendar builds for that address alone.
+    from meetings import emails, sealing
+
+    response = alice_api.post("/api/v1/meetings/", booking_body(dial_in=True), format="json")
+    assert response.status_code == 201, response.content
+    meeting = Meeting.objects.get(host__username="alice")
+    stamp = timezone.now()
+    monkeypatch.setattr(emails.timezone, "now", lambda: stamp)  # one DTSTAMP for the comparison
+    for update, link in [(False, sealing.LINK_PLACEHOLDER), (True, None)]:
+        messages = emails.invitations(meeting=meeting, emails=FANOUT_ADDRESSES, link_url=link, update=update)
+        assert len({(m.subject, m.text, m.html) for m in messages}) == 1
+        for address, message in zip(FANOUT_ADDRESSES, messages, strict=True):
+            assert f"mailto:{address}" in unfold(message.ics_text)
+            assert message.ics_text == emails._calendar(
+                meeting=meeting,
+                attendee=address,
+                method="REQUEST",
+                description=_description(message.ics_text),
+            )
+    cancelled = emails.invitations_cancelled(meeting=meeting, emails=FANOUT_ADDRESSES, reason="Off.")
+    for address, message in zip(FANOUT_ADDRESSES, cancelled, strict=True):
+        assert message.ics_text == emails._calendar(
+            meeting=meeting, attendee=address, method="CANCEL", description=message.text
+        )
+
+
+def test_inviting_many_renders_each_template_once(alice_api):
+    # 30 invitees in one request: the templates are rendered once for all, not once each.
+    from collections import Counter
+
+    from django.test.signals import template_rendered
+
+    response = alice_api.post("/api/v1/meetings/", booking_body(), format="json")
+    assert response.status_code == 201, response.content
+    rendered: Counter[str] = Counter()
+
+    def count(sender, template, **kwargs):
+        if template.name and template.name.startswith("meetings/email/"):
+            rendered[template.name] += 1
+
+    template_rendered.connect(count)
+    try:
+        response = alice_api.post(
+            f"/api/v1/meetings/{response.json()['id']}/invitations/",
+            {"emails": [f"guest{n}@example.org" for n in range(30)]},
+            format="json",
+        )
+    finally:
+        template_rendered.disconnect(count)
+    assert response.status_code == 201, response.content
+    assert OutboundMessage.objects.filter(kind="invitation").count() == 30
+    assert rendered == {
+        "meetings/email/invitation.txt": 1,
+        "meetings/email/invitation.html": 1,
+        "meetings/email/invitation_calendar.txt": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("subject", "to"),
+    [
+        ("[OFFICIAL] Invitation: All hands", "ann@example.org"),
+        ("Réunion générale " * 6, "zoë@bücher.example"),
+    ],
+)
+def test_a_message_on_the_wire_is_what_the_email_package_writes(subject, to):
+    # build_email remembers folded headers and draws boundaries itself (cheaper for a
+    # fan-out); the bytes must be those the email package's own compat32 writing gives.
+    import io
+    from email.generator import BytesGenerator
+    from email.policy import compat32
+
+    from meetings import emails
+
+    row = OutboundMessage(
+        to_email=to,
+        subject=subject,
+        body_text="Hello\n" + "=" * 40 + "\n",
+        body_html="<p>Hello</p>",
+        ics_method="REQUEST",
+        ics_text="BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
+        message_id="<1.invitation@example.org>",
+    )
+    for _ in range(3):  # the second and third use the remembered folds
+        message = emails.build_email(row).message()
+        ours = message.as_bytes(linesep="\r\n")
+        message.policy = compat32
+        theirs = io.BytesIO()
+        BytesGenerator(theirs, mangle_from_=False).flatten(message, linesep="\r\n")
+        assert ours == theirs.getvalue()
+        boundaries = re.findall(rb'boundary="([^"]+)"', ours)
+        assert len(boundaries) == 2 and all(re.fullmatch(rb"={15}\d{19}==", b) for b in boundaries)

@@ -130,21 +130,53 @@ def test_a_booking_with_invitees_sends_them_over_one_smtp_connection(
 def test_a_claim_whose_row_cannot_be_read_back_is_undone(monkeypatch, counting):
     # The database lost between the claim and reading the claimed row (a restart): the
     # claim must not commit alone, or the row sits "sending", unsent, for the stale-claim
-    # timeout (ten minutes) while nobody sends it.
+    # timeout (ten minutes) while nobody sends it. The claim's UPDATE … RETURNING has run
+    # when its rows are read into models; the fault comes there.
     from django.db import OperationalError
 
     [row_id] = _rows(1)
-    real_get = OutboundMessage.objects.get
 
     def lost(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(OutboundMessage.objects, "get", lost)
-    with pytest.raises(OperationalError):
-        delivery.outbox_send(message_id=row_id)
-    monkeypatch.setattr(OutboundMessage.objects, "get", real_get)
+    with monkeypatch.context() as patched:
+        patched.setattr(OutboundMessage, "from_db", lost)
+        with pytest.raises(OperationalError):
+            delivery.outbox_send(message_id=row_id)
     row = OutboundMessage.objects.get(pk=row_id)
     assert (row.status, row.attempts, row.claimed_at) == (OutboundMessage.Status.PENDING, 0, None)
     # The next flush sends it.
     assert delivery.outbox_send(message_id=row_id).sent
     assert counting.messages == 1
+
+
+def test_a_claim_released_as_stale_mid_batch_is_not_sent_by_its_old_holder(counting, settings):
+    # A batch slower than the stale-claim timeout: the periodic release hands its waiting
+    # rows back, and another worker sends one of them. The first worker renews its claim
+    # before each send (here every time: the timeout is 0), finds the rows gone, skips them.
+    settings.ANTECHAMBER_OUTBOX_STALE_CLAIM_SECONDS = 0
+    ids = _rows(4)
+
+    class OtherWorkerMeanwhile(CountingBackend):
+        def send_messages(self, messages):
+            sent = super().send_messages(messages)
+            if CountingBackend.messages == 1:
+                delivery.outbox_release_stale_claims()
+                assert delivery.outbox_send(message_id=ids[2]).sent
+            return sent
+
+    settings.EMAIL_BACKEND = f"{__name__}.OtherWorkerMeanwhile"
+    globals()["OtherWorkerMeanwhile"] = OtherWorkerMeanwhile
+    results = delivery.outbox_send_batch(message_ids=ids)
+    assert [results[i].sent for i in ids] == [True, False, False, False]
+    assert sorted(m.to[0] for m in mail.outbox) == ["person0@example.org", "person2@example.org"]
+    statuses = dict(OutboundMessage.objects.values_list("pk", "status"))
+    assert [statuses[i] for i in ids] == ["sent", "pending", "sent", "pending"]
+    # The rows given back go out with the next batch, once each.
+    assert [r.sent for r in delivery.outbox_send_batch(message_ids=ids).values()] == [
+        False,
+        True,
+        False,
+        True,
+    ]
+    assert sorted(m.to[0] for m in mail.outbox) == [f"person{n}@example.org" for n in range(4)]

@@ -4,7 +4,7 @@ booking      meeting_book, meeting_update, meeting_cancel, meeting_rotate_passco
 levels       level_update (and carrying a tightening to its meetings)
 invitations  invitations_create, invitation_resend, invitation_revoke, invitation_redeem
 outbox       writing mail rows in the caller's transaction; queueing tasks by name
-delivery     outbox_send, outbox_send_batch (claim each row, send many over one SMTP connection, record), outbox_release_stale_claims
+delivery     outbox_send, outbox_send_batch (claim rows 20 at a time, send many over one SMTP connection, record), outbox_release_stale_claims
 lobby        lobby_enter, lobby_join_by_passcode, lobby_enter_by_invitation, admit/deny/remove
 places       places_end_by_revocation, places_recheck (a revocation or a rising level ends places)
 lifecycle    meeting_start, meeting_lock, meeting_unlock, meeting_end

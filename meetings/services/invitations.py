@@ -56,18 +56,18 @@ def _send_links(
 ) -> None:
     """A fresh link for each invitation, and its message, in the caller's transaction."""
     level = meeting.classification
+    # SECURITY: the bodies name the link by a placeholder; each row holds its link sealed.
+    messages = emails.invitations(
+        meeting=meeting,
+        emails=[invitation.email for invitation in invitations],
+        link_url=sealing.LINK_PLACEHOLDER,
+        update=update,
+        changes=changes,
+    )
     links, rows = [], []
-    for invitation in invitations:
+    for invitation, message in zip(invitations, messages, strict=True):
         link, token = _new_link(invitation, meeting, level, now)
         links.append(link)
-        # SECURITY: the bodies name the link by a placeholder; the row holds it sealed.
-        message = emails.invitation(
-            meeting=meeting,
-            email=invitation.email,
-            link_url=sealing.LINK_PLACEHOLDER,
-            update=update,
-            changes=changes,
-        )
         rows.append(
             outbox.outbox_row(
                 message=message,
@@ -166,19 +166,20 @@ def notify_invitees_of_change(*, meeting: Meeting, now: datetime, changes: dict[
     _send_links(
         meeting=meeting, invitations=unspent, now=now, update=True, kind="invitation_update", changes=changes
     )
+    spent_invitations = [inv for inv in invitations if inv.pk in spent]
+    spent_messages = emails.invitations(
+        meeting=meeting,
+        emails=[inv.email for inv in spent_invitations],
+        link_url=None,
+        update=True,
+        changes=changes,
+    )
     outbox.outbox_write(
         [
             outbox.outbox_row(
-                message=emails.invitation(
-                    meeting=meeting, email=inv.email, link_url=None, update=True, changes=changes
-                ),
-                kind="invitation_update",
-                to_email=inv.email,
-                meeting=meeting,
-                invitation=inv,
+                message=message, kind="invitation_update", to_email=inv.email, meeting=meeting, invitation=inv
             )
-            for inv in invitations
-            if inv.pk in spent
+            for inv, message in zip(spent_invitations, spent_messages, strict=True)
         ]
     )
 
@@ -194,16 +195,15 @@ def sequence_raise(meeting: Meeting) -> None:
 
 
 def notify_invitees_of_cancellation(*, meeting: Meeting, invitations: list[Invitation], reason: str) -> None:
+    messages = emails.invitations_cancelled(
+        meeting=meeting, emails=[inv.email for inv in invitations], reason=reason
+    )
     outbox.outbox_write(
         [
             outbox.outbox_row(
-                message=emails.invitation_cancelled(meeting=meeting, email=inv.email, reason=reason),
-                kind="invitation_cancel",
-                to_email=inv.email,
-                meeting=meeting,
-                invitation=inv,
+                message=message, kind="invitation_cancel", to_email=inv.email, meeting=meeting, invitation=inv
             )
-            for inv in invitations
+            for inv, message in zip(invitations, messages, strict=True)
         ]
     )
 
