@@ -4,14 +4,10 @@ SECURITY: no message built here may carry a passcode, and no URL in one may carr
 any reusable secret.
 """
 
-import random
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.policy import Compat32
 from email.utils import format_datetime, parseaddr
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -308,42 +304,6 @@ def passcode_lockout(*, meeting: Meeting, failures: int, window_minutes: int) ->
 CALENDAR_FILENAME = "invite.ics"
 
 
-class _FoldOnce(Compat32):
-    """compat32, the email package's policy for Django's messages, remembering how it
-    folded each header: a fan-out writes the same headers thousands of times, and folding
-    was a third of the cost of a message on the wire. The same bytes either way."""
-
-    def _fold(self, name: str, value: Any, sanitize: bool) -> str:
-        if not isinstance(value, str):  # a Header (non-ASCII values): not cached
-            return super()._fold(name, value, sanitize)  # type: ignore[misc]  # private in typeshed
-        return _folded(name, value, sanitize, self.linesep, self.max_line_length)
-
-
-@lru_cache(maxsize=1024)
-def _folded(name: str, value: str, sanitize: bool, linesep: str, max_line_length: int | None) -> str:
-    policy = Compat32(linesep=linesep, max_line_length=max_line_length)
-    return policy._fold(name, value, sanitize)  # type: ignore[attr-defined]  # private in typeshed
-
-
-_FOLD_ONCE = _FoldOnce()
-
-
-def _set_boundaries(message: Any) -> None:
-    """A boundary for each multipart, as the email package would draw it, but checked
-    against the parts by substring instead of by a regular expression compiled for each
-    new boundary (another sixth of the cost). Bodies are text, HTML and iCalendar, or
-    base64, none of which can hold a run of fifteen "=" unless it is in the text itself:
-    the check catches that, and draws again."""
-    leaves = [str(part.get_payload()) for part in message.walk() if not part.is_multipart()]
-    for part in message.walk():
-        if part.is_multipart():
-            while True:
-                boundary = "=" * 15 + f"{random.randrange(sys.maxsize):019d}" + "=="  # noqa: S311 - not a secret
-                if not any("--" + boundary in leaf for leaf in leaves):
-                    break
-            part.set_boundary(boundary)
-
-
 class _InvitationEmail(EmailMultiAlternatives):
     """Django makes every text/* part `type; charset=…` from the MIME type it is given, so
     "text/calendar; method=REQUEST; charset=utf-8" came out with two charset parameters.
@@ -352,14 +312,6 @@ class _InvitationEmail(EmailMultiAlternatives):
     def __init__(self, *, ics_method: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ics_method = ics_method
-
-    def message(self) -> Any:
-        """Django's message, written out as before (compat32, the same boundaries' form),
-        at less cost: see _FoldOnce and _set_boundaries."""
-        message = super().message()
-        message.policy = _FOLD_ONCE
-        _set_boundaries(message)
-        return message
 
     def _create_mime_attachment(self, content: Any, mimetype: str) -> Any:
         part = super()._create_mime_attachment(content, mimetype)  # type: ignore[misc]  # not in django-stubs

@@ -328,39 +328,3 @@ def test_inviting_many_renders_each_template_once(alice_api):
         "meetings/email/invitation.html": 1,
         "meetings/email/invitation_calendar.txt": 1,
     }
-
-
-@pytest.mark.parametrize(
-    ("subject", "to"),
-    [
-        ("[OFFICIAL] Invitation: All hands", "ann@example.org"),
-        ("Réunion générale " * 6, "zoë@bücher.example"),
-    ],
-)
-def test_a_message_on_the_wire_is_what_the_email_package_writes(subject, to):
-    # build_email remembers folded headers and draws boundaries itself (cheaper for a
-    # fan-out); the bytes must be those the email package's own compat32 writing gives.
-    import io
-    from email.generator import BytesGenerator
-    from email.policy import compat32
-
-    from meetings import emails
-
-    row = OutboundMessage(
-        to_email=to,
-        subject=subject,
-        body_text="Hello\n" + "=" * 40 + "\n",
-        body_html="<p>Hello</p>",
-        ics_method="REQUEST",
-        ics_text="BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
-        message_id="<1.invitation@example.org>",
-    )
-    for _ in range(3):  # the second and third use the remembered folds
-        message = emails.build_email(row).message()
-        ours = message.as_bytes(linesep="\r\n")
-        message.policy = compat32
-        theirs = io.BytesIO()
-        BytesGenerator(theirs, mangle_from_=False).flatten(message, linesep="\r\n")
-        assert ours == theirs.getvalue()
-        boundaries = re.findall(rb'boundary="([^"]+)"', ours)
-        assert len(boundaries) == 2 and all(re.fullmatch(rb"={15}\d{19}==", b) for b in boundaries)
