@@ -215,10 +215,13 @@ def test_requests_go_to_the_server_with_fewer_requests_in_hand(tmp_path):
     free, free_count, _ = _server(None)
     try:
         with _running_nginx(tmp_path, [stuck, free], tmp_path) as (url, _prefix):
+            asked: list[threading.Thread] = []
             try:
-                _send_ten(url, stuck_received)
+                _send_ten(url, stuck_received, asked)
             finally:
                 release.set()  # the held request is answered before nginx stops
+                for thread in asked:
+                    thread.join(timeout=30)
         assert stuck_count["n"] <= 1 and free_count["n"] >= 9, (stuck_count, free_count)
     finally:
         release.set()
@@ -226,7 +229,7 @@ def test_requests_go_to_the_server_with_fewer_requests_in_hand(tmp_path):
         free.shutdown()
 
 
-def _send_ten(url: str, stuck_received: threading.Semaphore) -> None:
+def _send_ten(url: str, stuck_received: threading.Semaphore, asked: list[threading.Thread]) -> None:
     """Ten requests, each sent once the one before was answered or is held by the stuck server."""
     for _ in range(10):
         answered = threading.Event()
@@ -237,7 +240,8 @@ def _send_ten(url: str, stuck_received: threading.Semaphore) -> None:
             finally:
                 done.set()
 
-        threading.Thread(target=ask, daemon=True).start()
+        asked.append(threading.Thread(target=ask, daemon=True))
+        asked[-1].start()
         # Either the free server answered, or the request is held by the stuck one.
         while not answered.is_set() and not stuck_received.acquire(timeout=0.05):
             pass
