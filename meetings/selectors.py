@@ -107,11 +107,15 @@ def invitation_for_host(meeting: Meeting, invitation_id: str | int) -> Invitatio
 def link_by_token(token: str) -> JoinLink | None:
     if not token or len(token) > 100:
         return None
-    return (
-        JoinLink.objects.select_related("invitation__meeting__classification", "invitation__meeting__host")
-        .filter(token_hash=token_digest(token))
-        .first()
-    )
+    # get(), not first(): the digest is unique, and first()'s ORDER BY over this five-table
+    # join cost more to compile than the query takes to run. The host is read only when a
+    # page shows it (the confirmation), never on the redemption itself.
+    try:
+        return JoinLink.objects.select_related("invitation__meeting__classification").get(
+            token_hash=token_digest(token)
+        )
+    except JoinLink.DoesNotExist:
+        return None
 
 
 def lobby_for_host(meeting: Meeting) -> QuerySet[LobbyEntry, dict[str, Any]]:
