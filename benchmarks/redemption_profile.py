@@ -7,7 +7,7 @@ machine makes of it.
 
 Not part of `make bench` (it writes no table row). With `--profile`, prints the functions
 that took the most time (cProfile; the profiler itself slows every call down).
-Run: .venv/bin/python benchmarks/redemption_profile.py [links] [--profile]
+Run: .venv/bin/python benchmarks/redemption_profile.py [links] [--profile [--cumulative]]
 """
 
 import cProfile
@@ -72,7 +72,9 @@ def main() -> None:
     )
     if profile is not None:
         out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profile, stream=out).sort_stats(
+            *(["cumulative"] if "--cumulative" in sys.argv else ["tottime"])
+        ).print_stats(40)
         print(out.getvalue())
 
 
