@@ -5,6 +5,7 @@ import re
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import DatabaseError
 from django.test import Client
 
 from meetings.logging import scrub_text
@@ -66,3 +67,34 @@ def test_an_invited_host_sets_a_password_once_from_the_mailed_link(carol, verifi
 
     reused = Client().get(path)  # the link dies with the password it set
     assert reused.status_code == 200 and "no longer works" in reused.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_password_is_never_set_without_its_audit_row(carol, verified_client, settings, monkeypatch):
+    # The password and its audit row commit together (services.accounts.host_password_set):
+    # were the audit write to fail, the password stays unset and the link stays good.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert _invite(verified_client(carol)).status_code == 302
+    delivery.outbox_send(message_id=OutboundMessage.objects.get(kind="host_invitation").pk)  # if not yet
+    path = WELCOME_RE.search(part(sent()[0], "text/plain")).group(1)
+    browser = Client()
+    form_url = browser.get(path)["Location"]
+    real_create = AuditEvent.objects.create
+
+    def failing(**kwargs):
+        if kwargs["action"] == "host_password_set":
+            raise DatabaseError("the audit table is unavailable")
+        return real_create(**kwargs)
+
+    monkeypatch.setattr(AuditEvent.objects, "create", failing)
+    with pytest.raises(DatabaseError):
+        browser.post(form_url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+    hana = User.objects.get(username="hana")
+    assert not hana.has_usable_password()
+    monkeypatch.setattr(AuditEvent.objects, "create", real_create)
+    assert (
+        browser.post(form_url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}).status_code
+        == 302
+    )
+    hana.refresh_from_db()
+    assert hana.check_password(NEW_PASSWORD)

@@ -49,3 +49,13 @@ def host_invite(*, actor: User, email: str, username: str, display_name: str) ->
         )
         audit_record(action="host_invited", actor=actor, subject=username, detail={"email": email})
     return user
+
+
+def host_password_set(*, user: User, password: str) -> User:
+    """The password an onboarding link allowed (validated by the caller's form), set and
+    audited in one transaction: never a password set without its audit row."""
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        audit_record(action="host_password_set", actor=user, subject=user.get_username())
+    return user

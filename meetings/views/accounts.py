@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import SetPasswordForm
 from django.contrib.auth.views import PasswordResetConfirmView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -16,7 +17,6 @@ from django_otp import user_has_device
 from two_factor.views import SetupView
 
 from meetings import errors, selectors
-from meetings.audit import audit_record
 from meetings.authentication import has_second_factor, signed_in_user
 from meetings.forms import ApiTokenForm, HostInviteForm, HostProfileForm
 from meetings.middleware import join_page
@@ -160,6 +160,13 @@ def host_invite(request: HttpRequest) -> HttpResponse:
     return render(request, "meetings/host_invite.html", {"form": form}, status=status)
 
 
+class _WelcomePasswordForm(SetPasswordForm):
+    """Django's set-password form, saving through the onboarding service."""
+
+    def save(self, commit: bool = True) -> Any:
+        return onboarding.host_password_set(user=self.user, password=self.cleaned_data["new_password1"])
+
+
 class WelcomeView(PasswordResetConfirmView):
     """The one-time set-password link: Django's password-reset confirmation (GET spends
     nothing and moves the token out of the URL into the session; the token dies once a
@@ -167,10 +174,10 @@ class WelcomeView(PasswordResetConfirmView):
 
     template_name = "meetings/welcome.html"
     success_url = reverse_lazy("welcome_done")
+    form_class = _WelcomePasswordForm
 
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
-        audit_record(action="host_password_set", actor=form.user, subject=form.user.get_username())
         messages.success(self.request, "Your password is set. Sign in, then set up your authenticator app.")
         return response
 
