@@ -48,6 +48,16 @@ def shoot(page, name: str) -> None:
         page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
 
 
+def wait_as_guest(page, live_server, meeting_id: str, passcode: str, name: str) -> None:
+    """A guest joins by meeting ID and passcode and lands in the waiting room."""
+    page.goto(f"{live_server.url}/join/")
+    page.fill("#id_meeting_id", meeting_id)
+    page.fill("#id_passcode", passcode)
+    page.fill("#id_display_name", name)
+    page.click("button:has-text('Join')")
+    page.wait_for_selector("text=Please wait: the host will let you in.")
+
+
 def sign_in(
     page, live_server, username: str, password: str, device=None, next_path: str = "/meetings/"
 ) -> None:

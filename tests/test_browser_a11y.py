@@ -17,7 +17,7 @@ from tests import real_services as real
 from tests.helpers import totp_now
 from tests.join_helpers import book
 from tests.test_browser import browser as browser  # the module-scoped fixture
-from tests.test_browser import shoot, sign_in
+from tests.test_browser import shoot, sign_in, wait_as_guest
 from tests.test_invitations import _invite_and_get_token
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -97,12 +97,7 @@ def new_page(browser, width: int, **options):
 
 def guest_joins(browser, live_server, meeting_id: str, passcode: str, name: str, width: int = 900):
     context, page = new_page(browser, width)
-    page.goto(f"{live_server.url}/join/")
-    page.fill("#id_meeting_id", meeting_id)
-    page.fill("#id_passcode", passcode)
-    page.fill("#id_display_name", name)
-    page.click("button:has-text('Join')")
-    page.wait_for_selector("text=Please wait: the host will let you in.")
+    wait_as_guest(page, live_server, meeting_id, passcode, name)
     return context, page
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from tests.join_helpers import book
 from tests.test_browser import browser as browser  # the module-scoped fixture
-from tests.test_browser import shoot, sign_in
+from tests.test_browser import shoot, sign_in, wait_as_guest
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -61,12 +61,7 @@ def _guest_waits(browser, live_server, meeting_id: str, passcode: str, name: str
     context = browser.new_context(viewport={"width": 900, "height": 700})
     page = context.new_page()
     page.set_default_timeout(15_000)
-    page.goto(f"{live_server.url}/join/")
-    page.fill("#id_meeting_id", meeting_id)
-    page.fill("#id_passcode", passcode)
-    page.fill("#id_display_name", name)
-    page.click("button:has-text('Join')")
-    page.wait_for_selector("text=Please wait: the host will let you in.")
+    wait_as_guest(page, live_server, meeting_id, passcode, name)
     return context, page
 
 
