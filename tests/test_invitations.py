@@ -9,6 +9,7 @@ from django.test import Client
 from django.utils import timezone
 from icalendar import Calendar
 
+from meetings import credentials
 from meetings.models import AuditEvent, ClassificationLevel, Invitation, JoinLink, Meeting, OutboundMessage
 from tests.helpers import assert_nowhere_in_database, booking_body, row_counts, token_of
 
@@ -217,6 +218,8 @@ def test_expired_revoked_and_resent_links_answer_410_saying_which(alice_api):
     assert alice_api.post(base + "resend/").status_code == 200
     new_token = token_of(OutboundMessage.objects.filter(kind="invitation").latest("id"))
     assert new_token != token
+    # The old link says why it died: replaced by the new one, not revoked by the host.
+    assert JoinLink.objects.get(token_hash=credentials.token_digest(token)).revoked_reason == "replaced"
     assert Client().get(f"/j/{new_token}/").status_code == 200
     assert alice_api.post(base + "revoke/").status_code == 200
     response = Client().get(f"/j/{new_token}/")

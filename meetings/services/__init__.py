@@ -11,6 +11,7 @@ lifecycle    meeting_start, meeting_lock, meeting_unlock, meeting_end
 media        media_room_prepare, media_room_sync (Janus matches the database)
 e2ee         the key relay of E2EE rooms: public keys and wrapped keys, in the cache only
 tokens       api_token_create, api_token_revoke
+accounts     host_invite, host_password_set, host_profile_update
 retention    retention_purge
 locking      the one lock order (read it before taking a lock)
 checks       refusals several services share (closed meeting, host second factor)

@@ -1,4 +1,5 @@
-"""Onboarding: staff invite a host by e-mail; the host sets a password from a one-time link."""
+"""Accounts: staff invite a host by e-mail; the host sets a password from a one-time link,
+and keeps a time zone."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from meetings import emails, errors, policy, sealing
 from meetings.audit import audit_record
+from meetings.models import HostProfile
 from meetings.services import outbox
 
 
@@ -59,3 +61,9 @@ def host_password_set(*, user: User, password: str) -> User:
         user.save(update_fields=["password"])
         audit_record(action="host_password_set", actor=user, subject=user.get_username())
     return user
+
+
+def host_profile_update(*, user: User, timezone_name: str) -> HostProfile:
+    """The host's own time zone, in which pages show times (a preference: not audited)."""
+    profile, _created = HostProfile.objects.update_or_create(user=user, defaults={"timezone": timezone_name})
+    return profile

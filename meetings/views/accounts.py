@@ -20,7 +20,6 @@ from meetings import errors, selectors
 from meetings.authentication import has_second_factor, signed_in_user
 from meetings.forms import ApiTokenForm, HostInviteForm, HostProfileForm
 from meetings.middleware import join_page
-from meetings.models import HostProfile
 from meetings.services import accounts as onboarding
 from meetings.services import tokens
 from meetings.views.common import refusal_page, second_factor_url
@@ -116,8 +115,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     current = selectors.host_zone(user)
     form = HostProfileForm(request.POST or None, initial={"timezone": current}, keep_zone=current)
     if request.method == "POST" and form.is_valid():
-        # A preference row, not a meeting, invitation or lobby row: no service, no audit.
-        HostProfile.objects.update_or_create(user=user, defaults={"timezone": form.cleaned_data["timezone"]})
+        onboarding.host_profile_update(user=user, timezone_name=form.cleaned_data["timezone"])
         messages.success(
             request, f"Times are now shown in {form.cleaned_data['timezone']}, with UTC beside them."
         )

@@ -4,7 +4,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django_otp import user_has_device
@@ -14,6 +14,7 @@ from meetings.audit import audit_refusal
 from meetings.authentication import has_second_factor
 from meetings.forms import BookingForm
 from meetings.models import ClassificationLevel, Meeting
+from meetings.services.checks import require_host_factor
 
 # One passcode, held between a POST that made it and the one GET that shows it.
 SHOWN_ONCE_KEY = "antechamber.shown_once"
@@ -22,6 +23,27 @@ SHOWN_ONCE_SECONDS = 300
 
 def host_meeting(request: HttpRequest, meeting_id: str) -> Meeting:
     return selectors.meeting_for_host_or_404(request.user, meeting_id)
+
+
+def host_room_refusal(request: HttpRequest, meeting: Meeting) -> errors.Forbidden | None:
+    """Why this host may not have the room, its people list or its key relay now (None: they
+    may). They hand out a media token and keys: a host action where the level needs the
+    host's second factor."""
+    try:
+        require_host_factor(meeting, has_second_factor(request))
+    except errors.Forbidden as error:
+        return error
+    return None
+
+
+def refusal_json(
+    request: HttpRequest, error: errors.ServiceError, *, meeting: Meeting | None = None
+) -> JsonResponse:
+    """A service's refusal as JSON for a page's script, audited as refusal_page audits."""
+    audit_refusal(
+        request=request, code=error.code, status=error.status, message=error.message, meeting=meeting
+    )
+    return JsonResponse(error.as_dict(), status=error.status)
 
 
 def refusal_page(

@@ -17,11 +17,10 @@ from django.middleware.csrf import get_token
 from django.views.decorators.http import require_http_methods
 
 from meetings import errors, selectors
-from meetings.authentication import has_second_factor, lobby_secret_for
+from meetings.authentication import lobby_secret_for
 from meetings.middleware import join_page
 from meetings.services import e2ee
-from meetings.services.checks import require_host_factor
-from meetings.views.common import host_meeting
+from meetings.views.common import host_meeting, host_room_refusal, refusal_json
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -86,8 +85,6 @@ def participant_keys(request: HttpRequest, entry_id: int) -> HttpResponse:
 @_methods
 def host_keys(request: HttpRequest, meeting_id: str) -> HttpResponse:
     meeting = host_meeting(request, meeting_id)
-    try:
-        require_host_factor(meeting, has_second_factor(request))
-    except errors.Forbidden as error:
-        return JsonResponse(error.as_dict(), status=error.status)
+    if (refused := host_room_refusal(request, meeting)) is not None:
+        return refusal_json(request, refused, meeting=meeting)
     return _answer(request, e2ee.seat_for_host(meeting))

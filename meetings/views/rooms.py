@@ -15,8 +15,15 @@ from meetings.authentication import has_second_factor, signed_in_user
 from meetings.middleware import join_page
 from meetings.models import Meeting
 from meetings.services import lifecycle, lobby
-from meetings.services.checks import require_host_factor
-from meetings.views.common import default_name, host_meeting, option_rows, refusal_page, room_people
+from meetings.views.common import (
+    default_name,
+    host_meeting,
+    host_room_refusal,
+    option_rows,
+    refusal_json,
+    refusal_page,
+    room_people,
+)
 from meetings.views.e2ee import with_key_relay
 
 _DECIDE = {"admit": lobby.lobby_admit, "deny": lobby.lobby_deny, "remove": lobby.lobby_remove}
@@ -117,11 +124,8 @@ def meeting_lifecycle(request: HttpRequest, meeting_id: str, action: str) -> Htt
 def meeting_room_host(request: HttpRequest, meeting_id: str) -> HttpResponse:
     """The host's own seat in the meeting room (with media where configured)."""
     meeting = host_meeting(request, meeting_id)
-    try:
-        # The room hands out a media token (and the key relay): a host action at MFA levels.
-        require_host_factor(meeting, has_second_factor(request))
-    except errors.Forbidden as error:
-        return refusal_page(request, error, meeting=meeting, back_url=meeting.get_absolute_url())
+    if (refused := host_room_refusal(request, meeting)) is not None:
+        return refusal_page(request, refused, meeting=meeting, back_url=meeting.get_absolute_url())
     if meeting.is_cancelled or meeting.is_ended:
         messages.info(request, f"This meeting {'was cancelled' if meeting.is_cancelled else 'has ended'}.")
         return redirect(meeting)
@@ -158,10 +162,8 @@ def meeting_room_people(request: HttpRequest, meeting_id: str) -> HttpResponse:
     """Who is in the room and who waits (with their entry IDs for the host's forms), and
     whether the meeting is locked, for the host's room page to poll."""
     meeting = host_meeting(request, meeting_id)
-    try:
-        require_host_factor(meeting, has_second_factor(request))
-    except errors.Forbidden as error:
-        return JsonResponse(error.as_dict(), status=error.status)
+    if (refused := host_room_refusal(request, meeting)) is not None:
+        return refusal_json(request, refused, meeting=meeting)
     return JsonResponse(
         {
             "people": room_people(meeting),
