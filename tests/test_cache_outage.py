@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from meetings.models import LobbyEntry
 from tests.helpers import login_password_step, row_counts
 from tests.join_helpers import book, join_data
-from tests.real_services import free_port
+from tests.real_services import unreachable_redis_caches
 
 pytestmark = pytest.mark.django_db
 
@@ -22,16 +22,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def cache_down():
     """The production set-up (Redis cache, axes counting in it), with nothing on the port."""
-    closed = free_port()
     with override_settings(
-        CACHES={
-            "default": {
-                "BACKEND": "django.core.cache.backends.redis.RedisCache",
-                "LOCATION": f"redis://127.0.0.1:{closed}/0",
-                "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-            }
-        },
-        AXES_HANDLER="axes.handlers.cache.AxesCacheHandler",
+        CACHES=unreachable_redis_caches(), AXES_HANDLER="axes.handlers.cache.AxesCacheHandler"
     ):
         AxesProxyHandler.get_implementation(force=True)
         try:

@@ -15,23 +15,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from meetings.models import OutboundMessage
 from meetings.sessions import SessionStore
 from tests.helpers import booking_body, token_of
-from tests.real_services import free_port
+from tests.real_services import free_port, unreachable_redis_caches
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def redis_down():
-    closed = free_port()
-    with override_settings(
-        CACHES={
-            "default": {
-                "BACKEND": "django.core.cache.backends.redis.RedisCache",
-                "LOCATION": f"redis://127.0.0.1:{closed}/0",
-                "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-            }
-        }
-    ):
+    with override_settings(CACHES=unreachable_redis_caches()):
         yield
 
 
