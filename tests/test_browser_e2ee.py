@@ -6,18 +6,11 @@ browsers of the step before; each test below asserts one behaviour on its report
 """
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from tests import real_services as real
 from tests.e2ee_namespace import COLOURS, close_to
-from tests.test_browser_media_flow import INTERFACE, _prerequisites, private_namespace
+from tests.test_browser_media_flow import _prerequisites, private_namespace, run_in_namespace
 
 pytestmark = pytest.mark.browser
 
@@ -27,22 +20,8 @@ RUN_TIMEOUT = 420  # a hang guard for the whole run, not a timing assertion
 @pytest.fixture(scope="module")
 def run() -> dict:
     _prerequisites()
-    workdir = Path(tempfile.mkdtemp(prefix="antechamber-e2ee-"))
-    try:
-        with private_namespace() as namespace:
-            done = subprocess.run(
-                ["ip", "netns", "exec", namespace, sys.executable, "-m", "tests.e2ee_namespace"]
-                + [str(workdir), INTERFACE],
-                cwd=real.ROOT,
-                env=dict(os.environ),
-                capture_output=True,
-                text=True,
-                timeout=RUN_TIMEOUT,
-            )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    assert done.returncode == 0, f"the namespace run failed:\n{done.stderr[-6000:]}"
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    with private_namespace() as namespace:
+        return run_in_namespace(namespace, "tests.e2ee_namespace", timeout=RUN_TIMEOUT)
 
 
 def report(run: dict) -> str:

@@ -82,21 +82,24 @@ def _prerequisites() -> None:
         real.missing("creating a network namespace needs root (ip netns add)")
 
 
-def run_in_namespace(namespace: str) -> dict:
+def run_in_namespace(
+    namespace: str, module: str = "tests.media_namespace", timeout: float = RUN_TIMEOUT
+) -> dict:
+    """`python -m <module> <workdir> <interface>` inside the namespace; its last stdout line
+    (one JSON object) is the report."""
     workdir = Path(tempfile.mkdtemp(prefix="antechamber-media-"))
     try:
         done = subprocess.run(
-            ["ip", "netns", "exec", namespace, sys.executable, "-m", "tests.media_namespace"]
-            + [str(workdir), INTERFACE],
+            ["ip", "netns", "exec", namespace, sys.executable, "-m", module, str(workdir), INTERFACE],
             cwd=real.ROOT,
             env=dict(os.environ),
             capture_output=True,
             text=True,
-            timeout=RUN_TIMEOUT,
+            timeout=timeout,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    assert done.returncode == 0, f"the namespace run failed:\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, f"the namespace run failed:\n{done.stderr[-6000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
