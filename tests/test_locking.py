@@ -110,3 +110,58 @@ def test_meeting_and_level_changes_in_parallel_never_deadlock(alice, carol):
     assert not problems, f"{len(problems)} bad answers, first: {problems[:3]}; all: {dict(answers)}"
     assert sum(answers.values()) == ROUNDS * (MEETING_WRITERS + 1), dict(answers)
     assert answers[200] > 0
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_lifecycle_action_waits_for_a_level_tightening_and_decides_on_it(alice, carol):
+    # A staff transaction makes OFFICIAL require the host's second factor and has not
+    # committed yet; the host, without a factor, starts a meeting meanwhile. Decided on the
+    # level as locked, the start waits for the change and is refused; decided on the level
+    # as read without a lock, it would go through under the old rule.
+    from meetings import errors
+    from meetings.services import lifecycle
+
+    if connection.vendor != "postgresql":
+        real.missing("row locks need PostgreSQL (set DATABASE_URL=postgres://...)")
+    level = ClassificationLevel.objects.get(code="official")
+    meeting = booking.meeting_book(
+        host=alice,
+        title="Waits for the level",
+        starts_at=timezone.now() + timedelta(hours=1),
+        duration_minutes=30,
+        classification=level,
+        host_has_second_factor=True,
+    ).meeting
+    tightening = threading.Event()
+    outcome: list[str] = []
+
+    def staff() -> None:
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                ClassificationLevel.objects.select_for_update(no_key=True).filter(pk=level.pk).update(
+                    require_host_mfa=True
+                )
+                tightening.set()
+                time.sleep(1.0)  # the host's start arrives while this is uncommitted
+        finally:
+            connections.close_all()
+
+    def host() -> None:
+        try:
+            tightening.wait(timeout=10)
+            lifecycle.meeting_start(meeting=meeting, actor=alice, host_has_second_factor=False)
+            outcome.append("started")
+        except errors.Forbidden as refused:
+            outcome.append(refused.code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=staff), threading.Thread(target=host)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcome == ["second_factor_required"]

@@ -14,17 +14,12 @@ from django.utils import timezone
 from meetings import errors
 from meetings.audit import audit_record
 from meetings.models import LobbyEntry, Meeting
-from meetings.services import media
+from meetings.services import locking, media
 from meetings.services.checks import require_host_factor
 
 
 def _open(meeting: Meeting) -> QuerySet[Meeting]:
     return Meeting.objects.filter(pk=meeting.pk, status=Meeting.Status.SCHEDULED, ended_at=None)
-
-
-def _current(meeting: Meeting) -> Meeting:
-    """The meeting with its level as they are now (a level may have tightened meanwhile)."""
-    return Meeting.objects.select_related("classification").get(pk=meeting.pk)
 
 
 def _lost(meeting: Meeting, *, action: str) -> errors.Conflict:
@@ -45,8 +40,10 @@ def _transition(
 ) -> Meeting:
     """The one conditional UPDATE of a lifecycle action (an open meeting, and `when`), then
     its audit row; a 409 naming the state if another call got there first. Call inside the
-    action's transaction."""
-    require_host_factor(_current(meeting), host_has_second_factor)
+    action's transaction. The factor is decided on the meeting and level as locked
+    (locking.py), so a level that tightens meanwhile is waited for, not missed."""
+    meeting = locking.meeting_for_update(meeting.pk)
+    require_host_factor(meeting, host_has_second_factor)
     updated = _open(meeting).filter(when).update(**values, updated_at=timezone.now())
     meeting.refresh_from_db()
     if updated != 1:
