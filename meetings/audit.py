@@ -39,6 +39,7 @@ need more record `verify_audit`'s head hash elsewhere (see docs/SECURITY.md).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -141,14 +142,52 @@ def audit_record(
         "subject": subject[:200],
         "detail": clean_detail,
     }
-    event = AuditEvent.objects.create(
-        actor=real_actor, content_hash=content_hash(event_content(**fields)), **fields
-    )
+    event = AuditEvent(actor=real_actor, content_hash=content_hash(event_content(**fields)), **fields)
+    event.pk = _append(event)
+    event._state.adding = False
     if settings.ANTECHAMBER_AUDIT_SEAL_ON_COMMIT and not _seal_pending(connection.run_on_commit):
         # No beat without a broker: chain the rows as soon as their action commits (once
         # per transaction however many rows it wrote; a failure is logged, not raised).
         transaction.on_commit(_seal_after_commit, robust=True)
     return event
+
+
+APPENDED_COLUMNS = (
+    "created_at", "actor", "actor_label", "action", "meeting_public_id", "subject", "detail", "content_hash"
+)  # fmt: skip
+
+
+@functools.cache
+def _append_sql(vendor: str) -> str:
+    quote = connection.ops.quote_name
+    meta = AuditEvent._meta
+    columns = ", ".join(quote(meta.get_field(name).column) for name in APPENDED_COLUMNS)
+    placeholders = ", ".join(["%s"] * len(APPENDED_COLUMNS))
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608 - names from the model
+        f" RETURNING {quote(meta.pk.column)}"
+    )
+
+
+def _append(event: AuditEvent) -> int:
+    """INSERT the new row, its id back (RETURNING: PostgreSQL, SQLite 3.35+). Written once
+    per process rather than compiled by the ORM on every audited action: the ORM's insert
+    cost more than the round trip (the redemption storm, docs/BENCHMARKS.md). The values
+    are adapted by the backend as the ORM would (tests/test_audit_chain.py reads them back)."""
+    ops = connection.ops
+    values = [
+        ops.adapt_datetimefield_value(event.created_at),
+        event.actor_id,  # type: ignore[attr-defined] # the foreign key's column, set by Django
+        event.actor_label,
+        event.action,
+        event.meeting_public_id,
+        event.subject,
+        ops.adapt_json_value(event.detail, None),
+        event.content_hash,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_append_sql(connection.vendor), values)
+        return int(cursor.fetchone()[0])
 
 
 def _seal_after_commit() -> None:

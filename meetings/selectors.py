@@ -1,12 +1,14 @@
 """Reads. Anything beyond a plain get lives here, with its joins."""
 
+import functools
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db import connection
+from django.db.models import F, Model, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Lower
 from django.http import Http404
 from django.utils import timezone
@@ -104,18 +106,88 @@ def invitation_for_host(meeting: Meeting, invitation_id: str | int) -> Invitatio
     return Invitation.objects.filter(meeting=meeting, pk=pk).first()
 
 
+# A join link and what deciding on it needs, each model joined to the one before it.
+LINK_CHAIN: tuple[type[Model], ...] = (JoinLink, Invitation, Meeting, ClassificationLevel)
+LINK_JOINS = (("t1", "t0", "invitation"), ("t2", "t1", "meeting"), ("t3", "t2", "classification"))
+
+
+@functools.cache
+def _link_lookup_sql(vendor: str) -> str:
+    """One SELECT of every column of the four models, the link found by its digest."""
+    quote = connection.ops.quote_name
+    columns = [
+        f"t{n}.{quote(field.column)}"
+        for n, model in enumerate(LINK_CHAIN)
+        for field in model._meta.concrete_fields
+    ]
+    joins = [
+        f"JOIN {quote(LINK_CHAIN[int(alias[1])]._meta.db_table)} {alias} ON {alias}.{quote('id')}"
+        f" = {source}.{quote(LINK_CHAIN[int(source[1])]._meta.get_field(name).column)}"
+        for alias, source, name in LINK_JOINS
+    ]
+    return (
+        f"SELECT {', '.join(columns)} FROM {quote(JoinLink._meta.db_table)} t0 {' '.join(joins)}"  # noqa: S608 - names from the models
+        f" WHERE t0.{quote(JoinLink._meta.get_field('token_hash').column)} = %s"
+    )
+
+
+@functools.cache
+def _link_converted_columns(vendor: str) -> list[tuple[int, Any]]:
+    """(column index, column) of the lookup's columns whose values the backend or the field
+    converts on the way in (JSON everywhere; dates, booleans and UUIDs on SQLite), as
+    Django's compiler would."""
+    columns = [
+        field.get_col(f"t{n}") for n, model in enumerate(LINK_CHAIN) for field in model._meta.concrete_fields
+    ]
+    return [
+        (index, column)
+        for index, column in enumerate(columns)
+        if connection.ops.get_db_converters(column) or column.get_db_converters(connection)
+    ]
+
+
 def link_by_token(token: str) -> JoinLink | None:
+    """The link with this token, its invitation, meeting and level loaded with it.
+
+    SQL written once per process instead of the ORM's select_related: compiling that
+    four-table query took longer than running it, and every redemption (the busiest write
+    there is, a whole mailing list clicking at nine o'clock) starts here. The rows become
+    model instances the way the ORM makes them (Model.from_db, with the backend's and the
+    fields' converters), so callers get the same objects (tests/test_selectors.py compares
+    every field with select_related's). The host is read only when a page shows it (the
+    confirmation), never on the redemption itself.
+    """
     if not token or len(token) > 100:
         return None
-    # get(), not first(): the digest is unique, and first()'s ORDER BY over this five-table
-    # join cost more to compile than the query takes to run. The host is read only when a
-    # page shows it (the confirmation), never on the redemption itself.
-    try:
-        return JoinLink.objects.select_related("invitation__meeting__classification").get(
-            token_hash=token_digest(token)
-        )
-    except JoinLink.DoesNotExist:
+    with connection.cursor() as cursor:
+        cursor.execute(_link_lookup_sql(connection.vendor), [token_digest(token)])
+        row = cursor.fetchone()
+    if row is None:
         return None
+    values = list(row)
+    for index, expression in _link_converted_columns(connection.vendor):
+        value = values[index]
+        for convert in (
+            *connection.ops.get_db_converters(expression),
+            *expression.get_db_converters(connection),
+        ):
+            value = convert(value, expression, connection)
+        values[index] = value
+    objects: list[Any] = []
+    start = 0
+    for model in LINK_CHAIN:
+        fields = model._meta.concrete_fields
+        objects.append(
+            model.from_db(
+                connection.alias, [field.attname for field in fields], values[start : start + len(fields)]
+            )
+        )
+        start += len(fields)
+    link, invitation, meeting, level = objects
+    meeting.classification = level
+    invitation.meeting = meeting
+    link.invitation = invitation
+    return link
 
 
 def lobby_for_host(meeting: Meeting) -> QuerySet[LobbyEntry, dict[str, Any]]:
