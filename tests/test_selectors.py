@@ -49,3 +49,23 @@ def test_the_link_lookup_gives_what_select_related_gives(meeting_factory):
 
     assert selectors.link_by_token("x" * 43) is None
     assert selectors.link_by_token("") is None
+
+
+@pytest.mark.services
+def test_postgresql_plans_the_link_lookup_once_per_connection(meeting_factory):
+    """DATABASE_PREPARED_STATEMENTS (on by default): the second lookup on a connection runs
+    a prepared statement instead of planning the four-table join again."""
+    from django.db import connection
+
+    from tests.real_services import missing
+
+    if connection.vendor != "postgresql":
+        missing("prepared statements are PostgreSQL's")
+    booked = meeting_factory(invitees=["ann@example.org"])
+    token = token_of(OutboundMessage.objects.get(meeting=booked.meeting))
+    for _ in range(3):
+        assert selectors.link_by_token(token) is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any("token_hash" in statement and "JOIN" in statement for statement in prepared), prepared
