@@ -53,6 +53,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection, transaction
 from django.utils import timezone
 
+from meetings import sql
 from meetings.models import AuditEvent, Meeting
 
 logger = logging.getLogger(__name__)
@@ -159,13 +160,11 @@ APPENDED_COLUMNS = (
 
 @functools.cache
 def _append_sql(vendor: str) -> str:
-    quote = connection.ops.quote_name
-    meta = AuditEvent._meta
-    columns = ", ".join(quote(meta.get_field(name).column) for name in APPENDED_COLUMNS)
+    columns = ", ".join(sql.column(AuditEvent, name) for name in APPENDED_COLUMNS)
     placeholders = ", ".join(["%s"] * len(APPENDED_COLUMNS))
     return (
-        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608 - names from the model
-        f" RETURNING {quote(meta.pk.column)}"
+        f"INSERT INTO {sql.table(AuditEvent)} ({columns}) VALUES ({placeholders})"  # noqa: S608 - names from the model
+        f" RETURNING {sql.column(AuditEvent, 'id')}"
     )
 
 
@@ -177,7 +176,7 @@ def _append(event: AuditEvent) -> int:
     ops = connection.ops
     values = [
         ops.adapt_datetimefield_value(event.created_at),
-        event.actor_id,  # type: ignore[attr-defined] # the foreign key's column, set by Django
+        event.actor_id,
         event.actor_label,
         event.action,
         event.meeting_public_id,

@@ -13,7 +13,7 @@ from django.db.models.functions import Lower
 from django.http import Http404
 from django.utils import timezone
 
-from meetings import conference
+from meetings import conference, sql
 from meetings.credentials import normalize_meeting_id, token_digest
 from meetings.models import (
     ApiToken,
@@ -121,13 +121,13 @@ def _link_lookup_sql(vendor: str) -> str:
         for field in model._meta.concrete_fields
     ]
     joins = [
-        f"JOIN {quote(LINK_CHAIN[int(alias[1])]._meta.db_table)} {alias} ON {alias}.{quote('id')}"
-        f" = {source}.{quote(LINK_CHAIN[int(source[1])]._meta.get_field(name).column)}"
+        f"JOIN {sql.table(LINK_CHAIN[int(alias[1])])} {alias} ON {alias}.{sql.column(LINK_CHAIN[int(alias[1])], 'id')}"
+        f" = {source}.{sql.column(LINK_CHAIN[int(source[1])], name)}"
         for alias, source, name in LINK_JOINS
     ]
     return (
-        f"SELECT {', '.join(columns)} FROM {quote(JoinLink._meta.db_table)} t0 {' '.join(joins)}"  # noqa: S608 - names from the models
-        f" WHERE t0.{quote(JoinLink._meta.get_field('token_hash').column)} = %s"
+        f"SELECT {', '.join(columns)} FROM {sql.table(JoinLink)} t0 {' '.join(joins)}"  # noqa: S608 - names from the models
+        f" WHERE t0.{sql.column(JoinLink, 'token_hash')} = %s"
     )
 
 

@@ -125,7 +125,9 @@ elif env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
     # four-table join) spent 0.7 ms planning against 0.25 ms running. Set
     # DATABASE_PREPARED_STATEMENTS=0 behind a pooler that cannot keep prepared statements
     # (PgBouncer in transaction mode before 1.21).
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 2})
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"server_side_binding": True, "prepare_threshold": 2}
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from meetings import credentials, emails, errors, policy, sealing, selectors
+from meetings import credentials, emails, errors, policy, sealing, selectors, sql
 from meetings.audit import audit_record
 from meetings.models import ClassificationLevel, Invitation, JoinLink, Meeting
 from meetings.services import locking, outbox, places
@@ -334,13 +334,11 @@ def invitation_redeem(
 
 @functools.cache
 def _link_spend_sql(vendor: str) -> str:
-    quote = connection.ops.quote_name
-    meta = JoinLink._meta
     redeemed, revoked, expires = (
-        quote(meta.get_field(name).column) for name in ("redeemed_at", "revoked_at", "expires_at")
+        sql.column(JoinLink, name) for name in ("redeemed_at", "revoked_at", "expires_at")
     )
     return (
-        f"UPDATE {quote(meta.db_table)} SET {redeemed} = %s WHERE {quote(meta.pk.column)} = %s"  # noqa: S608 - names from the model
+        f"UPDATE {sql.table(JoinLink)} SET {redeemed} = %s WHERE {sql.column(JoinLink, 'id')} = %s"  # noqa: S608 - names from the model
         f" AND {redeemed} IS NULL AND {revoked} IS NULL AND {expires} > %s"
     )
 
