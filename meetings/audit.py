@@ -229,7 +229,7 @@ def _seal_rows(rows: list[tuple[int, str, str, int]]) -> None:
 
     Raw SQL: the ORM refuses every update of an audit row, and this is the one allowed.
     """
-    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    table = sql.table(AuditEvent)
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.executemany(

@@ -106,24 +106,25 @@ def invitation_for_host(meeting: Meeting, invitation_id: str | int) -> Invitatio
     return Invitation.objects.filter(meeting=meeting, pk=pk).first()
 
 
-# A join link and what deciding on it needs, each model joined to the one before it.
+# A join link and what deciding on it needs: each model after the first is joined by the
+# foreign key of the one before it (link.invitation, invitation.meeting, meeting.classification).
 LINK_CHAIN: tuple[type[Model], ...] = (JoinLink, Invitation, Meeting, ClassificationLevel)
-LINK_JOINS = (("t1", "t0", "invitation"), ("t2", "t1", "meeting"), ("t3", "t2", "classification"))
+LINK_KEYS = ("invitation", "meeting", "classification")
 
 
 @functools.cache
 def _link_lookup_sql(vendor: str) -> str:
-    """One SELECT of every column of the four models, the link found by its digest."""
-    quote = connection.ops.quote_name
+    """One SELECT of every column of the four models, the link found by its digest (cached
+    per database vendor, whose quoting it uses)."""
     columns = [
-        f"t{n}.{quote(field.column)}"
+        f"t{n}.{sql.column(model, field.name)}"
         for n, model in enumerate(LINK_CHAIN)
         for field in model._meta.concrete_fields
     ]
     joins = [
-        f"JOIN {sql.table(LINK_CHAIN[int(alias[1])])} {alias} ON {alias}.{sql.column(LINK_CHAIN[int(alias[1])], 'id')}"
-        f" = {source}.{sql.column(LINK_CHAIN[int(source[1])], name)}"
-        for alias, source, name in LINK_JOINS
+        f"JOIN {sql.table(model)} t{n} ON t{n}.{sql.column(model, 'id')}"
+        f" = t{n - 1}.{sql.column(LINK_CHAIN[n - 1], key)}"
+        for n, (model, key) in enumerate(zip(LINK_CHAIN[1:], LINK_KEYS, strict=True), start=1)
     ]
     return (
         f"SELECT {', '.join(columns)} FROM {sql.table(JoinLink)} t0 {' '.join(joins)}"  # noqa: S608 - names from the models
