@@ -69,3 +69,34 @@ def test_postgresql_plans_the_link_lookup_once_per_connection(meeting_factory):
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
     assert any("token_hash" in statement and "JOIN" in statement for statement in prepared), prepared
+
+
+@pytest.mark.services
+def test_postgresql_keeps_only_the_indexes_something_reads_on_the_hot_tables(db):
+    """Each audited action writes every index of the audit table (and its seal writes them
+    again); each redemption, those of the join link. Django's db_index and unique=True add
+    a LIKE index beside each text column's index on PostgreSQL, and a foreign key its own
+    index although a composite one starts with it: none of those are read."""
+    from django.db import connection
+
+    from tests.real_services import missing
+
+    if connection.vendor != "postgresql":
+        missing("needs PostgreSQL (DATABASE_URL=postgres://...)")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename, indexname FROM pg_indexes WHERE tablename IN (%s, %s)",
+            ["meetings_auditevent", "meetings_joinlink"],
+        )
+        found = sorted(cursor.fetchall())
+    assert found == [
+        ("meetings_auditevent", "audit_action"),
+        ("meetings_auditevent", "audit_meeting"),
+        ("meetings_auditevent", "audit_seal_seq_unique"),
+        ("meetings_auditevent", "audit_unsealed"),
+        ("meetings_auditevent", "meetings_auditevent_actor_id_4ba494c2"),  # SET NULL when a user goes
+        ("meetings_auditevent", "meetings_auditevent_pkey"),
+        ("meetings_joinlink", "joinlink_invitation_latest"),
+        ("meetings_joinlink", "joinlink_token_hash_unique"),
+        ("meetings_joinlink", "meetings_joinlink_pkey"),
+    ]

@@ -276,8 +276,10 @@ class JoinLink(models.Model):
         REVOKED = "revoked", "revoked by the host"
         CANCELLED = "cancelled", "the meeting was cancelled"
 
-    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="links")
-    token_hash = models.CharField(max_length=64, unique=True)
+    # Indexed by joinlink_invitation_latest (invitation, id), which serves lookups by
+    # invitation alone too: no second index to write for every link.
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="links", db_index=False)
+    token_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     redeemed_at = models.DateTimeField(null=True, blank=True)
@@ -295,6 +297,9 @@ class JoinLink(models.Model):
                 | Q(revoked_at__isnull=False) & ~Q(revoked_reason=""),
                 name="joinlink_revoked_reason_matches",
             ),
+            # Looked up by equality only: a constraint, not unique=True, which on PostgreSQL
+            # adds a LIKE index beside the unique one.
+            models.UniqueConstraint(fields=["token_hash"], name="joinlink_token_hash_unique"),
         ]
 
     def __str__(self) -> str:

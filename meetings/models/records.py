@@ -57,25 +57,37 @@ class AuditEvent(models.Model):
     )
     # Snapshots, so the row still says who and what after the user or meeting is gone.
     actor_label = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=64, db_index=True)
-    meeting_public_id = models.CharField(max_length=16, blank=True, db_index=True)
+    action = models.CharField(max_length=64)
+    meeting_public_id = models.CharField(max_length=16, blank=True)
     subject = models.CharField(max_length=200, blank=True)
     detail = models.JSONField(default=dict, blank=True)
     # Null only on rows inserted behind the application's back (verify_audit names them).
     content_hash = models.CharField(max_length=64, null=True, blank=True)
     # Set by the sealer, all four at once; null while the row waits to be chained.
-    seal_seq = models.BigIntegerField(null=True, blank=True, unique=True)
+    seal_seq = models.BigIntegerField(null=True, blank=True)
     sealed_at = models.DateTimeField(null=True, blank=True)
     prev_hash = models.CharField(max_length=64, null=True, blank=True)
-    row_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    row_hash = models.CharField(max_length=64, null=True, blank=True)
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
+        # Every index is written by each audited action and again by its seal (which changes
+        # indexed columns): only those something reads. Plain btrees, not Django's db_index,
+        # which adds a second (LIKE) index to each text column on PostgreSQL. row_hash has
+        # none: nothing looks a row up by it, and verify_audit checks every one.
         indexes = [
             # The sealer's and verify_audit's "what is still unsealed", kept small.
             models.Index(fields=["id"], condition=models.Q(seal_seq__isnull=True), name="audit_unsealed"),
+            models.Index(fields=["action"], name="audit_action"),
+            models.Index(fields=["meeting_public_id"], name="audit_meeting"),
+        ]
+        constraints = [
+            # One row per place in the chain; unsealed rows (null) are not in the index.
+            models.UniqueConstraint(
+                fields=["seal_seq"], condition=models.Q(seal_seq__isnull=False), name="audit_seal_seq_unique"
+            ),
         ]
 
     def __str__(self) -> str:
