@@ -135,7 +135,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's RedisCache, one redis-py client per pool (scheduler/redis_cache.py).
+            "BACKEND": "scheduler.redis_cache.ReusedClientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("ANTECHAMBER_CACHE_PREFIX", default="antechamber"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},

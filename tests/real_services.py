@@ -275,7 +275,7 @@ def unreachable_redis_caches() -> dict:
     """CACHES for a Redis cache with nothing on its port: Redis down, as the app sees it."""
     return {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "scheduler.redis_cache.ReusedClientRedisCache",
             "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }

@@ -127,7 +127,7 @@ def test_limiter_down_fails_closed_without_checking_any_passcode(alice_api, sett
     # A closed loopback port: the real Redis server is left alone.
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "scheduler.redis_cache.ReusedClientRedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }

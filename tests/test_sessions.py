@@ -184,7 +184,7 @@ def test_with_redis_down_a_link_is_still_redeemed_and_its_session_kept(alice_api
     settings.SESSION_ENGINE = "meetings.sessions"
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "scheduler.redis_cache.ReusedClientRedisCache",
             "LOCATION": f"redis://127.0.0.1:{closed}/0",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
