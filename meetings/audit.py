@@ -39,7 +39,6 @@ need more record `verify_audit`'s head hash elsewhere (see docs/SECURITY.md).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -132,6 +131,21 @@ def audit_record(
 
     SECURITY: never pass a passcode, token or code in `detail`.
     """
+    event = audit_event(action=action, actor=actor, meeting=meeting, subject=subject, detail=detail)
+    audit_appended(event, _append(event))
+    return event
+
+
+def audit_event(
+    *,
+    action: str,
+    actor: User | AnonymousUser | None = None,
+    meeting: Meeting | None = None,
+    subject: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """The row audit_record appends, not yet written: for a caller that writes it in a
+    statement of its own (audit_insert), then calls audit_appended with its id."""
     real_actor = actor if actor is not None and actor.is_authenticated else None
     # Stored as it will be read back (JSON round trip), so the hash checks out later.
     clean_detail = json.loads(json.dumps(detail or {}, default=str))
@@ -143,50 +157,46 @@ def audit_record(
         "subject": subject[:200],
         "detail": clean_detail,
     }
-    event = AuditEvent(actor=real_actor, content_hash=content_hash(event_content(**fields)), **fields)
-    event.pk = _append(event)
+    return AuditEvent(actor=real_actor, content_hash=content_hash(event_content(**fields)), **fields)
+
+
+def audit_insert(event: AuditEvent) -> sql.Insert:
+    """The INSERT of an unwritten event: what audit_record runs, for a statement of the caller's."""
+    return sql.Insert(
+        AuditEvent, {name: getattr(event, name if name != "actor" else "actor_id") for name in APPENDED}, True
+    )
+
+
+def audit_appended(event: AuditEvent, pk: int | None) -> None:
+    """After the event's INSERT (in the caller's transaction): its id, and the seal."""
+    if pk is None:
+        raise ValueError("an audit row's INSERT gave no id")
+    event.pk = pk
     event._state.adding = False
     if settings.ANTECHAMBER_AUDIT_SEAL_ON_COMMIT and not _seal_pending(connection.run_on_commit):
         # No beat without a broker: chain the rows as soon as their action commits (once
         # per transaction however many rows it wrote; a failure is logged, not raised).
         transaction.on_commit(_seal_after_commit, robust=True)
-    return event
 
 
-APPENDED_COLUMNS = (
-    "created_at", "actor", "actor_label", "action", "meeting_public_id", "subject", "detail", "content_hash"
-)  # fmt: skip
+# What an append writes: the content and its hash; the sealer writes the rest.
+APPENDED = (
+    "created_at",
+    "actor",
+    "actor_label",
+    "action",
+    "meeting_public_id",
+    "subject",
+    "detail",
+    "content_hash",
+)
 
 
-@functools.cache
-def _append_sql(vendor: str) -> str:
-    columns = ", ".join(sql.column(AuditEvent, name) for name in APPENDED_COLUMNS)
-    placeholders = ", ".join(["%s"] * len(APPENDED_COLUMNS))
-    return (
-        f"INSERT INTO {sql.table(AuditEvent)} ({columns}) VALUES ({placeholders})"  # noqa: S608 - names from the model
-        f" RETURNING {sql.column(AuditEvent, 'id')}"
-    )
-
-
-def _append(event: AuditEvent) -> int:
-    """INSERT the new row, its id back (RETURNING: PostgreSQL, SQLite 3.35+). Written once
-    per process rather than compiled by the ORM on every audited action: the ORM's insert
-    cost more than the round trip (the redemption storm, docs/BENCHMARKS.md). The values
-    are adapted by the backend as the ORM would (tests/test_audit_chain.py reads them back)."""
-    ops = connection.ops
-    values = [
-        ops.adapt_datetimefield_value(event.created_at),
-        event.actor_id,
-        event.actor_label,
-        event.action,
-        event.meeting_public_id,
-        event.subject,
-        ops.adapt_json_value(event.detail, None),
-        event.content_hash,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_append_sql(connection.vendor), values)
-        return int(cursor.fetchone()[0])
+def _append(event: AuditEvent) -> int | None:
+    """INSERT the new row, its id back. Written once per process rather than compiled by
+    the ORM on every audited action: the ORM's insert cost more than the round trip (the
+    redemption storm, docs/BENCHMARKS.md)."""
+    return sql.insert(audit_insert(event))
 
 
 def _seal_after_commit() -> None:

@@ -11,90 +11,92 @@ a fresh random key exists): a collision of 32 random characters is caught anyway
 database's primary key, which `create()` turns into another try. One database and one
 Redis round trip fewer for every session started (each redemption of a join link).
 
-A redemption writes its session inside its own transaction (`write_rotated`): the
-session's row commits with the spent link and its audit row, one COMMIT (one WAL flush)
-instead of a second transaction after the view; SessionMiddleware's save then finds the
-database already has that data and only fills the cache.
+A redemption writes its session with the spent link and its audit row (`rotation`): on
+PostgreSQL in the very statement that spends the link, elsewhere in its transaction; not
+in a second transaction after the view. SessionMiddleware's save then finds the database
+already has that data and only fills the cache.
 
 SECURITY: deleting a session (sign-out, flush) still fails when the cache is down (a 503,
 meetings.middleware): the cache would otherwise keep a session the database no longer has,
 to be served again when Redis comes back. The key a redemption replaces is the exception
-(see `write_rotated`).
+(see `SessionStore.save`): it is deleted from the database after the commit, and from the
+cache when the cache answers.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.sessions.backends import cached_db
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, SessionBase
 from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
-from django.db import connections, router
 from django.utils.crypto import get_random_string
+
+from meetings import sql
 
 logger = logging.getLogger(__name__)
 
 
-def write_rotated(session: SessionBase) -> None:
-    """Call inside the transaction that gives `session` what it now carries (a redeemed
-    link): the session gets a new key (cycle_key: a key the browser came with, perhaps
-    planted by someone else, never carries the redemption) and is written to the database
-    in that transaction, with the data it holds now.
+@dataclass
+class Rotation:
+    """A session's next state, written with a redemption (meetings.services.invitations):
+    `inserts` holds its row under a new key, for the redemption's own statement; apply()
+    (the winner only, after the commit) makes the session object that row, and deletes the
+    key the browser came with. A key the browser came with, perhaps planted by someone
+    else, never carries the redemption (cycle_key's reason).
 
-    Other stores (the database store without Redis): Django's cycle_key, inside the same
-    transaction; SessionMiddleware then saves once more, as it always did.
+    Stores that keep sessions elsewhere than the database: no row; apply() sets the data
+    and calls cycle_key, after the commit.
     """
-    if isinstance(session, SessionStore):
-        session.write_rotated()
-    else:
-        session.cycle_key()
+
+    session: SessionBase
+    data: dict[str, Any]
+    key: str | None
+    inserts: Sequence[sql.Insert]
+
+    def apply(self) -> None:
+        session = self.session
+        if self.key is None:
+            session.update(self.data)
+            session.cycle_key()
+            return
+        replaced = session.session_key
+        session._session_cache = self.data  # type: ignore[attr-defined] # Django's, not in the stubs
+        session._session_key = self.key
+        session.modified = True  # SessionMiddleware sets the new cookie (and calls save())
+        if isinstance(session, SessionStore):
+            session._written = (self.key, copy.deepcopy(self.data))
+            session._replaced_key = replaced
+        elif replaced:
+            session.delete(replaced)
+
+
+def rotation(session: SessionBase, updates: dict[str, Any]) -> Rotation:
+    """The session with `updates`, under a new key (see Rotation); nothing written yet."""
+    data = {**session._get_session(), **updates}  # type: ignore[attr-defined] # Django's, not in the stubs
+    if not isinstance(session, DatabaseStore):
+        return Rotation(session, data, None, ())
+    key = new_key()
+    row = sql.Insert(
+        session.model,
+        {"session_key": key, "session_data": session.encode(data), "expire_date": session.get_expiry_date()},
+    )
+    return Rotation(session, data, key, (row,))
+
+
+def new_key() -> str:
+    """A session key, not looked up first (see the module's docstring)."""
+    return get_random_string(32, VALID_KEY_CHARS)
 
 
 class SessionStore(cached_db.SessionStore):
-    # (key, data) as write_rotated wrote them in the caller's transaction; the key replaced.
+    # (key, data) as a Rotation wrote them with a redemption; the key replaced.
     _written: tuple[str, dict[str, Any]] | None = None
     _replaced_key: str | None = None
-
-    def write_rotated(self) -> None:
-        """See the module's write_rotated: one INSERT under a new key, and the DELETE of
-        the key the browser came with (if the database had it), in the caller's transaction.
-
-        A fresh key that exists already (32 random characters: not expected) is skipped by
-        ON CONFLICT DO NOTHING, which does not abort the caller's transaction, and another
-        is drawn. The old key's cached copy is deleted by save(), after the commit; with
-        Redis down that copy stays there until it expires (logged): it holds only what the
-        old key held before, never the redemption.
-        """
-        data = self._data()  # loads the session the browser came with: its key may be unknown
-        replaced = self.session_key
-        model = self.model
-        using = router.db_for_write(model)
-        connection = connections[using]
-        quote = connection.ops.quote_name
-        table = quote(model._meta.db_table)
-        key_column = quote(model._meta.get_field("session_key").column)
-        data_column = quote(model._meta.get_field("session_data").column)
-        expiry_column = quote(model._meta.get_field("expire_date").column)
-        encoded = self.encode(data)
-        expires = connection.ops.adapt_datetimefield_value(self.get_expiry_date())
-        with connection.cursor() as cursor:
-            while True:
-                key = self._get_new_session_key()
-                cursor.execute(
-                    f"INSERT INTO {table} ({key_column}, {data_column}, {expiry_column}) "  # noqa: S608 - names from the model
-                    f"VALUES (%s, %s, %s) ON CONFLICT ({key_column}) DO NOTHING",
-                    [key, encoded, expires],
-                )
-                if cursor.rowcount == 1:
-                    break
-            if replaced:
-                cursor.execute(f"DELETE FROM {table} WHERE {key_column} = %s", [replaced])  # noqa: S608
-        self._session_key = key
-        self._written = (key, copy.deepcopy(data))
-        self._replaced_key = replaced
-        self.modified = True  # SessionMiddleware sets the new cookie (and calls save())
 
     def save(self, must_create: bool = False) -> None:
         written, self._written = self._written, None
@@ -108,9 +110,10 @@ class SessionStore(cached_db.SessionStore):
             super().save(must_create)
         replaced, self._replaced_key = self._replaced_key, None
         if replaced:
+            DatabaseStore.delete(self, replaced)
             try:
                 self._session_cache_backend.delete(self.cache_key_prefix + replaced)
-            except Exception:  # noqa: BLE001 - see write_rotated
+            except Exception:  # noqa: BLE001 - see the module's SECURITY note
                 logger.warning(
                     "session cache unavailable, a replaced session key stays cached until it expires"
                 )
@@ -126,7 +129,7 @@ class SessionStore(cached_db.SessionStore):
 
     def _get_new_session_key(self) -> str:
         # save(must_create=True) raises CreateError on a duplicate; create() then retries.
-        return get_random_string(32, VALID_KEY_CHARS)
+        return new_key()
 
     def exists(self, session_key: str | None) -> bool:
         if not session_key:

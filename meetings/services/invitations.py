@@ -4,18 +4,18 @@ that tells invitees about changes."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from meetings import credentials, emails, errors, policy, sealing, selectors, sql
-from meetings.audit import audit_record
+from meetings.audit import audit_appended, audit_event, audit_insert, audit_record
 from meetings.models import ClassificationLevel, Invitation, JoinLink, Meeting
 from meetings.services import locking, outbox, places
 from meetings.services.checks import refuse_if_closed, require_host_factor
@@ -283,20 +283,31 @@ def revoke_links_and_places(
     )
 
 
+class RidesWithRedemption(Protocol):
+    """What a caller adds to a redemption: rows that commit with it or not at all (the
+    browser session that will carry it), and what to do once it has (apply)."""
+
+    inserts: Sequence[sql.Insert]
+
+    def apply(self) -> None: ...
+
+
 def invitation_redeem(
     *,
     link: JoinLink,
     user: User | None,
     has_second_factor: bool,
-    with_redemption: Callable[[Invitation], None] | None = None,
+    with_redemption: Callable[[Invitation], RidesWithRedemption] | None = None,
 ) -> Invitation:
     """Spend a one-time link. Of any number of simultaneous calls exactly one wins: the
     decision is one conditional UPDATE on the link's own row.
 
-    with_redemption: called by the winner only, inside the redemption's transaction, after
-    its audit row: what must commit with the redemption or not at all (the view writes the
-    browser session that will carry it there: one COMMIT for both). An exception from it
-    rolls the redemption back: the link is not spent.
+    The spend, its audit row and the rows `with_redemption` gives (the view's: the browser
+    session under a new key) commit together or not at all: on PostgreSQL in one statement
+    (meetings.sql.update_then_insert), elsewhere in one transaction. Only the winner's
+    apply() runs, after the commit. A row that cannot be written (a session key that exists
+    already: not expected of 32 random characters) undoes the whole statement, and the
+    redemption is tried again with rows made afresh.
 
     Raises Refused (nothing spent) when the person may not use it, or LinkGone.
     """
@@ -314,26 +325,43 @@ def invitation_redeem(
     )
     if violation is not None:
         raise errors.Refused([violation])
-    with transaction.atomic():
-        won = _link_spend(link.pk, now)
-        if won == 1:
-            audit_record(
-                action="invitation_redeemed",
-                actor=user,
-                meeting=meeting,
-                subject=invitation.email,
-                detail={"link_id": link.pk, "signed_in": user is not None},
-            )
-            if with_redemption is not None:
-                with_redemption(invitation)
+    at = connection.ops.adapt_datetimefield_value(now)
+    for attempt in range(1, REDEEM_ATTEMPTS + 1):
+        event = audit_event(
+            action="invitation_redeemed",
+            actor=user,
+            meeting=meeting,
+            subject=invitation.email,
+            detail={"link_id": link.pk, "signed_in": user is not None},
+        )
+        rider = with_redemption(invitation) if with_redemption is not None else None
+        rows = [audit_insert(event), *(rider.inserts if rider is not None else ())]
+        try:
+            won, ids = sql.update_then_insert(_link_spend_sql(connection.vendor), [at, link.pk, at], rows)
+        except IntegrityError:
+            if attempt == REDEEM_ATTEMPTS:
+                raise
+            continue
+        break
     if won != 1:
         link.refresh_from_db()
         raise errors.LinkGone(link_state_now(link, timezone.now()))
+    audit_appended(event, ids[0])
+    if rider is not None:
+        rider.apply()
     return invitation
+
+
+REDEEM_ATTEMPTS = 3
 
 
 @functools.cache
 def _link_spend_sql(vendor: str) -> str:
+    """The one conditional UPDATE that decides a redemption: 1 for the winner, 0 otherwise.
+    Written once per process, not compiled by the ORM on every click (the storm's hottest
+    statement, docs/BENCHMARKS.md); the same statement as
+    JoinLink.objects.filter(pk=..., redeemed_at__isnull=True, revoked_at__isnull=True,
+    expires_at__gt=now).update(redeemed_at=now). Parameters: now, the link's id, now."""
     redeemed, revoked, expires = (
         sql.column(JoinLink, name) for name in ("redeemed_at", "revoked_at", "expires_at")
     )
@@ -341,18 +369,6 @@ def _link_spend_sql(vendor: str) -> str:
         f"UPDATE {sql.table(JoinLink)} SET {redeemed} = %s WHERE {sql.column(JoinLink, 'id')} = %s"  # noqa: S608 - names from the model
         f" AND {redeemed} IS NULL AND {revoked} IS NULL AND {expires} > %s"
     )
-
-
-def _link_spend(link_id: int, now: datetime) -> int:
-    """The one conditional UPDATE that decides a redemption: 1 for the winner, 0 otherwise.
-    Written once per process, not compiled by the ORM on every click (the storm's hottest
-    statement, docs/BENCHMARKS.md); the same statement as
-    JoinLink.objects.filter(pk=..., redeemed_at__isnull=True, revoked_at__isnull=True,
-    expires_at__gt=now).update(redeemed_at=now)."""
-    at = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        cursor.execute(_link_spend_sql(connection.vendor), [at, link_id, at])
-        return cursor.rowcount
 
 
 def link_state_now(link: JoinLink, now: datetime) -> policy.LinkState:

@@ -102,13 +102,12 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
             return render(request, "meetings/link_confirm.html", context, status=400)
         chosen = name_form.cleaned_data["display_name"]
 
-        def bind_to_this_browser(redeemed: Invitation) -> None:
-            # Inside the redemption's transaction: the session (under a new key) commits with
-            # the spent link, in one COMMIT, or neither does.
-            request.session[SESSION_KEY] = {**_bound(request), str(redeemed.pk): join_link.pk}
+        def bind_to_this_browser(redeemed: Invitation) -> sessions.Rotation:
+            # The session under a new key, written with the spent link: both or neither.
+            updates: dict[str, Any] = {SESSION_KEY: {**_bound(request), str(redeemed.pk): join_link.pk}}
             if chosen:
-                request.session[NAMES_KEY] = {**request.session.get(NAMES_KEY, {}), str(redeemed.pk): chosen}
-            sessions.write_rotated(request.session)
+                updates[NAMES_KEY] = {**request.session.get(NAMES_KEY, {}), str(redeemed.pk): chosen}
+            return sessions.rotation(request.session, updates)
 
         try:
             invitations.invitation_redeem(
