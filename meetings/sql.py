@@ -10,7 +10,7 @@ from typing import Any
 
 from django.apps import apps
 from django.db import connection, transaction
-from django.db.models import Field, Model
+from django.db.models import CharField, Field, Model
 
 
 def table(model: type[Model]) -> str:
@@ -85,6 +85,10 @@ def update_then_insert(
 
 
 def _cast_type(of: "Field[Any, Any]") -> str:
+    """The type a value is CAST to before its INSERT. Text without its length: CAST to
+    varchar(n) would cut a longer value silently, where the INSERT refuses it."""
+    if isinstance(of, CharField):
+        return str(connection.ops.cast_char_field_without_max_length)
     cast: str = of.cast_db_type(connection)  # type: ignore[attr-defined] # Django's, not in the stubs
     return cast
 
