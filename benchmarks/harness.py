@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -333,6 +334,87 @@ def wrk(
         statuses={int(k): v for k, v in data["statuses"].items()},
         errors={k: v for k, v in data["errors"].items() if v and k != "status"},
     )
+
+
+# Processes whose CPU time cpu_use() reports, by what /proc says they are.
+CPU_KINDS = (("gunicorn", "web"), ("postgres", "PostgreSQL"), ("nginx", "nginx"), ("redis-server", "Redis"))
+
+
+def _cpu_by_process() -> dict[int, tuple[str, float]]:
+    """pid -> (kind, CPU seconds so far) of this run's processes of a kind in CPU_KINDS:
+    descendants of this process (web servers, nginx, Redis), and the PostgreSQL server's
+    own processes and its backends of the benchmark database (not another database's)."""
+    from django.conf import settings
+
+    database = f" {settings.DATABASES['default']['NAME']} "
+    tick = os.sysconf("SC_CLK_TCK")
+    seen = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        kind = next((label for key, label in CPU_KINDS if key in command or name.startswith(key)), None)
+        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        seen[int(entry.name)] = (int(fields[1]), kind, command, cpu)
+
+    def ours(pid: int) -> bool:
+        while pid > 1:
+            if pid == os.getpid():
+                return True
+            pid = seen[pid][0] if pid in seen else 1
+        return False
+
+    found = {}
+    for pid, (_parent, kind, command, cpu) in seen.items():
+        if kind == "PostgreSQL":
+            backend = "(" in command  # "postgres: user database 127.0.0.1(port) ..."
+            if backend and database not in command:
+                continue
+        elif kind is None or not ours(pid):
+            continue
+        found[pid] = (kind, cpu)
+    return found
+
+
+@dataclass
+class CpuUse:
+    seconds: dict[str, float]
+
+    def per_request(self, requests: int) -> str:
+        """'web 3.10, PostgreSQL 0.60, ... (all 4.50) ms' of CPU per request."""
+        parts = [f"{kind} {seconds * 1000 / requests:.2f}" for kind, seconds in self.seconds.items()]
+        total = sum(self.seconds.values()) * 1000 / requests
+        return f"{', '.join(parts)} (all {total:.2f}) ms"
+
+
+@contextlib.contextmanager
+def cpu_use() -> Iterator[CpuUse]:
+    """CPU seconds spent during the block by the web servers, PostgreSQL, nginx and Redis
+    (from /proc), by the load generator (children of this process that ended: wrk), and
+    by this process (the driver: the sealer thread). On a 2-core machine the figures say
+    where the cores went; their sum per request is what a request costs."""
+    use = CpuUse({})
+    before = _cpu_by_process()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    yield use
+    after = _cpu_by_process()
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own_after = resource.getrusage(resource.RUSAGE_SELF)
+    for _key, kind in CPU_KINDS:
+        use.seconds[kind] = sum(
+            seconds - before.get(pid, (kind, 0.0))[1] for pid, (of, seconds) in after.items() if of == kind
+        )
+    use.seconds["wrk"] = (children_after.ru_utime + children_after.ru_stime) - (
+        children.ru_utime + children.ru_stime
+    )
+    use.seconds["driver"] = (own_after.ru_utime + own_after.ru_stime) - (own.ru_utime + own.ru_stime)
 
 
 def load_average() -> str:

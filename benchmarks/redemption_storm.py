@@ -10,8 +10,12 @@ link POSTed exactly once (answered 302 into the waiting room). Every invitee spe
 an address of their own (X-Forwarded-For, believed from 127.0.0.1 as from a balancer), so
 nginx's per-address limit on /j/ does not apply to one invitee's one click. A sealer
 thread runs as beat would (every 2 s), so the audit chain's cost is in the figure.
-Target: redemptions/s over bare requests/s of 0.5 or more.
-Run: .venv/bin/python benchmarks/redemption_storm.py   (or `make bench`)
+Target: redemptions/s over bare requests/s of 0.5 or more. Each phase also reports the
+CPU time per request of every process involved (harness.cpu_use): the machine is
+CPU-bound in both phases, so that is where the ratio comes from.
+Run: .venv/bin/python benchmarks/redemption_storm.py   (or `make bench`);
+BENCH_PROFILE=1 samples the web workers during the storm with py-spy (harness.profiled;
+`benchmarks/profile_summary.py storm-1` and `storm-2` sum the samples).
 """
 
 import threading
@@ -84,11 +88,15 @@ def main() -> None:
         seal_thread = threading.Thread(target=sealer, daemon=True)
         seal_thread.start()
         for (label, workers), tokens in zip(CONFIGURATIONS, token_sets, strict=True):
-            servers = [stack.web(env, workers=w)[0] for w in workers]
+            started = [stack.web(env, workers=w) for w in workers]
+            servers = [url for url, _process in started]
             front = stack.nginx(servers)
             bare_lines = [harness.wrk_line("GET", f"/bench/bare/?t={t}") for t in tokens]
             harness.wrk(front, bare_lines[:500], connections=CONNECTIONS, once=True)  # warm every worker
-            bare = harness.wrk(front, bare_lines, connections=CONNECTIONS, once=False, seconds=BARE_SECONDS)
+            with harness.cpu_use() as bare_cpu:
+                bare = harness.wrk(
+                    front, bare_lines, connections=CONNECTIONS, once=False, seconds=BARE_SECONDS
+                )
             opened = harness.wrk(
                 front,
                 [
@@ -114,16 +122,22 @@ def main() -> None:
                         },
                     )
                 )
-            storm = harness.wrk(front, storm_lines, connections=CONNECTIONS, once=True)
+            web_workers = [
+                pid for _url, process in started for pid in harness.worker_pids(process.process.pid)
+            ]
+            with harness.profiled(f"storm-{len(workers)}", web_workers), harness.cpu_use() as storm_cpu:
+                storm = harness.wrk(front, storm_lines, connections=CONNECTIONS, once=True)
             redeemed = JoinLink.objects.filter(
                 invitation__meeting__title=f"All hands {CONFIGURATIONS.index((label, workers))}",
                 redeemed_at__isnull=False,
             ).count()
-            results.append((label, bare, opened, storm, redeemed))
+            cpu = (bare_cpu.per_request(bare.requests), storm_cpu.per_request(INVITEES))
+            results.append((label, bare, opened, storm, redeemed, cpu))
             print(
                 f"{label}: bare {bare.rate:.0f}/s (p99 {bare.p99_ms:.0f} ms); confirmation GET {opened.rate:.0f}/s; "
                 f"storm {storm.rate:.0f}/s (p50 {storm.p50_ms:.0f} ms, p99 {storm.p99_ms:.0f} ms), "
-                f"answers {storm.statuses}, errors {storm.errors}; ratio {storm.rate / bare.rate:.2f}",
+                f"answers {storm.statuses}, errors {storm.errors}; ratio {storm.rate / bare.rate:.2f}\n"
+                f"  CPU per bare request: {cpu[0]}\n  CPU per redemption: {cpu[1]}",
                 flush=True,
             )
         stop_sealing.set()
@@ -136,7 +150,7 @@ def main() -> None:
     load = harness.load_average()
     rows = []
     notes = []
-    for label, bare, opened, storm, redeemed in results:
+    for label, bare, opened, storm, redeemed, cpu in results:
         ratio = storm.rate / bare.rate
         rows.append(
             (
@@ -152,6 +166,7 @@ def main() -> None:
             f" confirmation pages {opened.rate:.0f}/s (p50 {opened.p50_ms:.0f} ms); storm {storm.rate:.0f}/s"
             f" (p50 {storm.p50_ms:.0f} ms, p99 {storm.p99_ms:.0f} ms), answers {storm.statuses},"
             f" socket errors {storm.errors or 'none'}; links redeemed {redeemed} of {INVITEES}; ratio {ratio:.2f}."
+            f" CPU per bare request: {cpu[0]}; per redemption: {cpu[1]}."
         )
     print(
         f"audited redemptions {audited}; chain intact {report.intact}, sealed rows {report.rows}, unsealed {report.unsealed}"
@@ -164,7 +179,9 @@ connections, 2 threads, on the same {harness.os.cpu_count()} cores) through ngin
 (deploy/render_nginx.py, 1 worker process) to gunicorn sync workers on PostgreSQL, with a
 private Redis (cache, sessions in `cached_db`). Baseline in the same configuration, just
 before: `/bench/bare/` (one indexed SELECT through the same middleware), {BARE_SECONDS} s of
-wrk with the same connections. A sealer ran every 2 s as beat's audit-seal does.
+wrk with the same connections. A sealer ran every 2 s as beat's audit-seal does (in the
+driver). CPU per request: by process kind, as /proc counts it around each phase (wrk: the
+load generator; driver: the sealer).
 
 {chr(10).join(notes)}
 
