@@ -181,15 +181,8 @@ def audit_appended(event: AuditEvent, pk: int | None) -> None:
 
 # What an append writes: the content and its hash; the sealer writes the rest.
 APPENDED = (
-    "created_at",
-    "actor",
-    "actor_label",
-    "action",
-    "meeting_public_id",
-    "subject",
-    "detail",
-    "content_hash",
-)
+    "created_at", "actor", "actor_label", "action", "meeting_public_id", "subject", "detail", "content_hash"
+)  # fmt: skip
 
 
 def _append(event: AuditEvent) -> int | None:
