@@ -72,6 +72,14 @@ def reset_database() -> None:
     call_command("migrate", verbosity=0)
 
 
+def vacuum() -> None:
+    """VACUUM ANALYZE the benchmark database: dead rows a phase left are not the next one's."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE)")
+
+
 def drop_data() -> None:
     """Leave the benchmark database empty again (clean-up)."""
     from django.db import connection
@@ -264,6 +272,23 @@ class WrkResult:
     def count(self, *statuses: int) -> int:
         return sum(self.statuses.get(status, 0) for status in statuses)
 
+    def merged(self, other: WrkResult) -> WrkResult:
+        """Two runs of the same requests as one: their requests over their time; each
+        percentile the worse of the two (the runs' latencies are not kept)."""
+        statuses = {
+            k: self.statuses.get(k, 0) + other.statuses.get(k, 0) for k in {*self.statuses, *other.statuses}
+        }
+        errors = {k: self.errors.get(k, 0) + other.errors.get(k, 0) for k in {*self.errors, *other.errors}}
+        return WrkResult(
+            requests=self.requests + other.requests,
+            seconds=self.seconds + other.seconds,
+            p50_ms=max(self.p50_ms, other.p50_ms),
+            p90_ms=max(self.p90_ms, other.p90_ms),
+            p99_ms=max(self.p99_ms, other.p99_ms),
+            statuses=statuses,
+            errors=errors,
+        )
+
 
 def wrk_line(method: str, path: str, body: str = "", headers: dict[str, str] | None = None) -> str:
     """One request for `wrk()`'s file (no tabs or newlines inside the parts)."""
@@ -392,6 +417,9 @@ class CpuUse:
         total = sum(self.seconds.values()) * 1000 / requests
         return f"{', '.join(parts)} (all {total:.2f}) ms"
 
+    def merged(self, other: CpuUse) -> CpuUse:
+        return CpuUse({kind: self.seconds.get(kind, 0) + other.seconds.get(kind, 0) for kind in self.seconds})
+
 
 @contextlib.contextmanager
 def cpu_use() -> Iterator[CpuUse]:
@@ -494,12 +522,14 @@ def timed(label: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def profiled(name: str, pids: list[int]) -> Iterator[None]:
-    """With BENCH_PROFILE=1, py-spy samples these processes (waits included) during the block.
+    """With BENCH_PROFILE=1, py-spy samples these processes (waits included) during the block;
+    with BENCH_PROFILE=cpu, only while they run on a core.
 
     Collapsed stacks go to var/profile-<name>-<pid>.txt; benchmarks/profile_summary.py
     sums them by function. Without BENCH_PROFILE nothing is sampled.
     """
-    if os.environ.get("BENCH_PROFILE") != "1":
+    mode = os.environ.get("BENCH_PROFILE")
+    if mode not in ("1", "cpu"):
         yield
         return
     spy = str(Path(sys.executable).with_name("py-spy"))
@@ -511,7 +541,7 @@ def profiled(name: str, pids: list[int]) -> Iterator[None]:
                 "record",
                 "--pid",
                 str(pid),
-                "--idle",
+                *(["--idle"] if mode == "1" else []),
                 "--rate",
                 "200",
                 "--format",
