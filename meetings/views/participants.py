@@ -86,20 +86,26 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
         return _gone(request, state, meeting)
 
     user = signed_in_user(request) if request.user.is_authenticated else None
-    context = {
-        "meeting": meeting,
-        "level": meeting.classification,
-        "invitation": invitation,
-        "login_url": f"{reverse('login')}?next={request.path}",
-    }
     name_form = DisplayNameForm(
         request.POST if request.method == "POST" else None,
         initial={"display_name": _suggested_name(user, invitation.email)},
     )
-    context["name_form"] = name_form
+
+    def confirmation(status: int = 200, **extra: Any) -> HttpResponse:
+        # Built only for a page shown: a redemption that goes through renders nothing.
+        context = {
+            "meeting": meeting,
+            "level": meeting.classification,
+            "invitation": invitation,
+            "login_url": f"{reverse('login')}?next={request.path}",
+            "name_form": name_form,
+            **extra,
+        }
+        return render(request, "meetings/link_confirm.html", context, status=status)
+
     if request.method == "POST":
         if not name_form.is_valid():
-            return render(request, "meetings/link_confirm.html", context, status=400)
+            return confirmation(400)
         chosen = name_form.cleaned_data["display_name"]
 
         def bind_to_this_browser(redeemed: Invitation) -> sessions.Rotation:
@@ -126,7 +132,7 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
                 message=refused.message,
                 meeting=meeting,
             )
-            return render(request, "meetings/link_confirm.html", {**context, "refused": refused}, status=403)
+            return confirmation(403, refused=refused)
         return redirect("meetings:invited", invitation_id=invitation.pk)
     notice = policy.redemption_violation(
         meeting.classification,
@@ -134,7 +140,7 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
         signed_in_email=user.email if user else None,
         has_second_factor=has_second_factor(request),
     )
-    return render(request, "meetings/link_confirm.html", {**context, "notice": notice})
+    return confirmation(notice=notice)
 
 
 @join_page
