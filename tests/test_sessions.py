@@ -121,7 +121,11 @@ def test_a_redemption_commits_its_session_with_the_spent_link(alice_api, setting
     assert statements.count("SAVEPOINT") == 1, statements  # one transaction, not two
     begin, end = statements.index("SAVEPOINT"), statements.index("RELEASE")
     inside = [query["sql"] for query in captured.captured_queries[begin + 1 : end]]
-    writes = ('UPDATE "meetings_joinlink"', 'INSERT INTO "meetings_auditevent"', 'INSERT INTO "django_session"')
+    writes = (
+        'UPDATE "meetings_joinlink"',
+        'INSERT INTO "meetings_auditevent"',
+        'INSERT INTO "django_session"',
+    )
     if connection.vendor == "postgresql":
         [statement] = inside
         assert all(write in statement for write in writes), statement
