@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.sessions.backends import cached_db
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, SessionBase
 from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
+from django.db import DatabaseError
 from django.utils.crypto import get_random_string
 
 from meetings import sql
@@ -72,7 +73,18 @@ class Rotation:
             session._written = (self.key, copy.deepcopy(self.data))
             session._replaced_key = replaced
         elif replaced:
-            session.delete(replaced)
+            _delete_replaced(lambda: session.delete(replaced))
+
+
+def _delete_replaced(delete: Callable[[], None]) -> None:
+    """Delete the key a redemption replaced, after its commit. A database error here is
+    logged, not raised: the link is spent and the new key holds it, so a 500 now would
+    lose the person their place; the old key keeps only what it held before (never the
+    redemption) until it expires."""
+    try:
+        delete()
+    except DatabaseError:
+        logger.warning("a replaced session key could not be deleted; it expires on its own")
 
 
 def rotation(session: SessionBase, updates: dict[str, Any]) -> Rotation:
@@ -110,7 +122,7 @@ class SessionStore(cached_db.SessionStore):
             super().save(must_create)
         replaced, self._replaced_key = self._replaced_key, None
         if replaced:
-            DatabaseStore.delete(self, replaced)
+            _delete_replaced(lambda: DatabaseStore.delete(self, replaced))
             try:
                 self._session_cache_backend.delete(self.cache_key_prefix + replaced)
             except Exception:  # noqa: BLE001 - see the module's SECURITY note

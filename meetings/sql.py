@@ -57,7 +57,7 @@ def insert(row: Insert) -> int | None:
 
 
 def update_then_insert(
-    update: str, params: Sequence[Any], rows: Sequence[Insert]
+    update: str, params: Sequence[Any], rows: Sequence[Insert], *, durable: bool = False
 ) -> tuple[int, list[int | None]]:
     """Run `update` (a conditional UPDATE) and, only if it changed a row, INSERT `rows`:
     all of it or none. Returns (rows the UPDATE changed, [each row's id or None]).
@@ -68,16 +68,20 @@ def update_then_insert(
     docs/BENCHMARKS.md). Inside atomic() a savepoint, so that a failed statement (a
     duplicate key: IntegrityError) leaves the caller's transaction usable. Elsewhere the
     statements one by one in atomic().
+
+    durable: the caller acts on the result as committed (atomic(durable=True)'s rule):
+    inside another transaction, which could still roll it back, this raises RuntimeError
+    and writes nothing (a test's own transaction excepted, as Django excepts it).
     """
     if connection.vendor == "postgresql":
         statement = _update_then_insert_sql(update, tuple(row.shape() for row in rows))
         values = [*params, *(value for row in rows for value in row.params())]
-        own = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+        own = transaction.atomic(durable=durable) if connection.in_atomic_block else contextlib.nullcontext()
         with own, connection.cursor() as cursor:
             cursor.execute(statement, values)
             changed, *ids = cursor.fetchone()
         return int(changed), [int(pk) if pk is not None else None for pk in ids]
-    with transaction.atomic():
+    with transaction.atomic(durable=durable):
         with connection.cursor() as cursor:
             cursor.execute(update, params)
             changed = cursor.rowcount

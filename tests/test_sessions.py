@@ -6,14 +6,16 @@ import re
 
 import pytest
 from django.contrib.sessions.backends import cached_db
+from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
 from django.contrib.sessions.models import Session
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from meetings import sessions
+from meetings import selectors, sessions
 from meetings.models import AuditEvent, JoinLink, OutboundMessage
+from meetings.services import invitations
 from meetings.sessions import SessionStore
 from tests.helpers import booking_body, token_of
 from tests.real_services import free_port, unreachable_redis_caches
@@ -132,7 +134,7 @@ def test_a_redemption_commits_its_session_with_the_spent_link(alice_api, setting
     else:
         assert [next(w for w in writes if sql.startswith(w)) for sql in inside] == list(writes)
     after = [query["sql"] for query in captured.captured_queries[end + 1 :]]
-    assert not any("django_session" in sql for sql in after), after
+    assert not any("django_session" in sql for sql in after), after  # (a key it came with: a DELETE)
     # What the middleware put in the cache is what the database has, under the cookie's key.
     key = response.cookies[settings.SESSION_COOKIE_NAME].value
     cached = SessionStore(key).load()
@@ -189,6 +191,61 @@ def test_a_fresh_key_that_exists_already_undoes_the_redemption_and_it_is_tried_a
     assert SessionStore(other.session_key).load() == {"invitation": 7}  # the other session is untouched
     assert AuditEvent.objects.filter(action="invitation_redeemed").count() == 1
     assert JoinLink.objects.filter(redeemed_at__isnull=False).count() == 1
+
+
+def test_a_redemption_inside_another_transaction_is_refused_and_spends_nothing(alice_api):
+    """The winner's session is applied as soon as the spend returns: inside a transaction
+    that could still roll the spend back, a browser would hold a redemption that never
+    happened, and the link would stay live for someone else."""
+    token, _ = _invite(alice_api)
+    link = selectors.link_by_token(token)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        invitations.invitation_redeem(link=link, user=None, has_second_factor=False)
+    link.refresh_from_db()
+    assert link.redeemed_at is None
+    assert not AuditEvent.objects.filter(action="invitation_redeemed").exists()
+
+
+def test_a_replaced_key_that_cannot_be_deleted_does_not_undo_the_redemption(alice_api, monkeypatch, settings):
+    """The old key is deleted after the commit: a database error there is logged, and the
+    browser keeps the redemption under its new key (a 500 would lose the spent link)."""
+    settings.SESSION_ENGINE = "meetings.sessions"
+    settings.CACHES = LOCMEM
+    first_token, second_token = _invite(alice_api)
+    browser = Client(enforce_csrf_checks=True)
+    first = _redeem(browser, first_token, "Ann")
+    first_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
+
+    def failing(self, session_key=None):
+        raise DatabaseError("the database went away")
+
+    monkeypatch.setattr(DatabaseStore, "delete", failing)
+    second = _redeem(browser, second_token, "Bea")
+    assert second.status_code == 302
+    assert browser.cookies[settings.SESSION_COOKIE_NAME].value != first_key
+    assert browser.get(first["Location"]).status_code == 302  # both invitations, new key
+    assert browser.get(second["Location"]).status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_one_statement_commits_the_session_and_the_old_key_goes(
+    alice_api, settings
+):
+    """As in production (no test transaction around it): the session row committed with
+    the spend carries the redemption, and the key the browser came with is deleted."""
+    settings.SESSION_ENGINE = "meetings.sessions"
+    settings.CACHES = LOCMEM
+    first_token, second_token = _invite(alice_api)
+    browser = Client(enforce_csrf_checks=True)
+    assert _redeem(browser, first_token, "Ann").status_code == 302
+    first_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    assert _redeem(browser, second_token, "Bea").status_code == 302
+    second_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    assert not Session.objects.filter(session_key=first_key).exists()
+    stored = SessionStore().decode(Session.objects.get(session_key=second_key).session_data)
+    assert len(stored["antechamber.invitations"]) == 2
+    assert sorted(stored["antechamber.invited_names"].values()) == ["Ann", "Bea"]
+    assert JoinLink.objects.filter(redeemed_at__isnull=False).count() == 2
 
 
 def test_with_redis_down_a_link_is_still_redeemed_and_its_session_kept(alice_api, settings):

@@ -305,7 +305,9 @@ def invitation_redeem(
     The spend, its audit row and the rows `with_redemption` gives (the view's: the browser
     session under a new key) commit together or not at all: on PostgreSQL in one statement
     (meetings.sql.update_then_insert), elsewhere in one transaction. Only the winner's
-    apply() runs, after the commit. A row that cannot be written (a session key that exists
+    apply() runs, after the commit; called inside another transaction (which could roll
+    the spend back after the browser got its session) it raises RuntimeError, spending
+    nothing. A row that cannot be written (a session key that exists
     already: not expected of 32 random characters) undoes the whole statement, and the
     redemption is tried again with rows made afresh.
 
@@ -337,7 +339,11 @@ def invitation_redeem(
         rider = with_redemption(invitation) if with_redemption is not None else None
         rows = [audit_insert(event), *(rider.inserts if rider is not None else ())]
         try:
-            won, ids = sql.update_then_insert(_link_spend_sql(connection.vendor), [at, link.pk, at], rows)
+            # durable: the winner's session is applied below as committed, so this must not
+            # run inside a transaction that could still roll the spend back.
+            won, ids = sql.update_then_insert(
+                _link_spend_sql(connection.vendor), [at, link.pk, at], rows, durable=True
+            )
         except IntegrityError:
             if attempt == REDEEM_ATTEMPTS:
                 raise
