@@ -163,7 +163,7 @@ def audit_event(
 def audit_insert(event: AuditEvent) -> sql.Insert:
     """The INSERT of an unwritten event: what audit_record runs, for a statement of the caller's."""
     return sql.Insert(
-        AuditEvent, {name: getattr(event, name if name != "actor" else "actor_id") for name in APPENDED}, True
+        AuditEvent, {name: getattr(event, sql.field(AuditEvent, name).attname) for name in APPENDED}, True
     )
 
 

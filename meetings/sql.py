@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.apps import apps
 from django.db import connection, transaction
 from django.db.models import CharField, Field, Model
 
@@ -45,14 +44,14 @@ class Insert:
             field(self.model, name).get_db_prep_save(value, connection) for name, value in self.values.items()
         ]
 
-    def shape(self) -> tuple[str, tuple[str, ...], bool]:
-        return (self.model._meta.label, tuple(self.values), self.returning_id)
+    def shape(self) -> tuple[type[Model], tuple[str, ...], bool]:
+        return (self.model, tuple(self.values), self.returning_id)
 
 
 def insert(row: Insert) -> int | None:
     """INSERT one row; its id when row.returning_id (RETURNING: PostgreSQL, SQLite 3.35+)."""
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(row.model, tuple(row.values), row.returning_id), row.params())
+        cursor.execute(_insert_sql(*row.shape()), row.params())
         return int(cursor.fetchone()[0]) if row.returning_id else None
 
 
@@ -106,7 +105,9 @@ def _insert_sql(model: type[Model], names: tuple[str, ...], returning_id: bool) 
 
 
 @functools.cache
-def _update_then_insert_sql(update: str, shapes: tuple[tuple[str, tuple[str, ...], bool], ...]) -> str:
+def _update_then_insert_sql(
+    update: str, shapes: tuple[tuple[type[Model], tuple[str, ...], bool], ...]
+) -> str:
     """WITH changed AS (<update> RETURNING 1), row0 AS (INSERT ... SELECT ... FROM changed
     RETURNING id), ... SELECT (SELECT count(*) FROM changed), (SELECT id FROM row0), ...
 
@@ -114,8 +115,7 @@ def _update_then_insert_sql(update: str, shapes: tuple[tuple[str, tuple[str, ...
     to take its type from."""
     parts = [f"changed AS ({update} RETURNING 1)"]
     results = ["(SELECT count(*) FROM changed)"]
-    for n, (label, names, returning_id) in enumerate(shapes):
-        model = apps.get_model(label)
+    for n, (model, names, returning_id) in enumerate(shapes):
         values = ", ".join(f"CAST(%s AS {_cast_type(field(model, name))})" for name in names)
         columns = ", ".join(column(model, name) for name in names)
         returning = column(model, "id") if returning_id else "NULL"

@@ -307,9 +307,9 @@ def invitation_redeem(
     (meetings.sql.update_then_insert), elsewhere in one transaction. Only the winner's
     apply() runs, after the commit; called inside another transaction (which could roll
     the spend back after the browser got its session) it raises RuntimeError, spending
-    nothing. A row that cannot be written (a session key that exists
-    already: not expected of 32 random characters) undoes the whole statement, and the
-    redemption is tried again with rows made afresh.
+    nothing. A row that cannot be written (a session key that exists already: not
+    expected of 32 random characters) undoes the whole statement, and the redemption is
+    tried again with rows made afresh.
 
     Raises Refused (nothing spent) when the person may not use it, or LinkGone.
     """
