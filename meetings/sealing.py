@@ -1,4 +1,12 @@
-"""The one-time join link at rest in the outbox: sealed until the mail is sent.
+"""Secrets at rest: sealed (AES-GCM) or digested (HMAC) under keys that are not in the database.
+
+Every key here is derived (HKDF-SHA256, one label per purpose) from DJANGO_SECRET_KEY and
+its fallbacks (ANTECHAMBER_OUTBOX_KEY first where set), so a dump of the database, or of
+Redis, opens nothing. `subkeys(label)` gives the current key first, then the fallbacks'
+(to open or look up what an older key made). `seal`/`unseal` and `keyed_digest` are the
+primitives; the outbox's join link below is their first user.
+
+The one-time join link at rest in the outbox: sealed until the mail is sent.
 
 SECURITY: a live join token may exist in the sent mail and nowhere else. Until then the
 outbox row's bodies carry LINK_PLACEHOLDER, and the link itself is sealed with AES-GCM
@@ -9,6 +17,8 @@ puts it into the mail, and erases it from the row.
 """
 
 import base64
+import hashlib
+import hmac
 import os
 from functools import lru_cache
 
@@ -29,29 +39,41 @@ class Unsealable(Exception):
     """The sealed link does not open with any configured key (the key changed, or the row was altered)."""
 
 
-def _keys() -> list[bytes]:
+def _secrets() -> list[str]:
     secrets = [settings.ANTECHAMBER_OUTBOX_KEY] if settings.ANTECHAMBER_OUTBOX_KEY else []
-    secrets += [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return [_derive(secret) for secret in secrets]
+    return secrets + [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
 
 
-@lru_cache(maxsize=16)
-def _derive(secret: str) -> bytes:
-    """The key for a secret (computed once per secret: a fan-out seals thousands of links)."""
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LABEL).derive(secret.encode())
+def subkeys(label: bytes) -> list[bytes]:
+    """The keys for one purpose (`label`): the current one first, then the fallbacks'."""
+    return [_derive(secret, label) for secret in _secrets()]
 
 
-def seal(link: str, *, row_id: str) -> str:
-    """The link, encrypted under the current key, bound to the row's Message-ID."""
+@lru_cache(maxsize=64)
+def _derive(secret: str, label: bytes) -> bytes:
+    """The key for a secret and a label (computed once each: a fan-out seals thousands of links)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(secret.encode())
+
+
+def keyed_digest(value: str, *, label: bytes, key: bytes | None = None) -> str:
+    """HMAC-SHA256 (hex) of `value` under the current key for `label` (or `key`, one of
+    `subkeys(label)`, to find what a fallback key made): a lookup key or a derived
+    credential that nobody can compute without the key."""
+    return hmac.new(key or subkeys(label)[0], value.encode(), hashlib.sha256).hexdigest()
+
+
+def seal(link: str, *, row_id: str, label: bytes = _LABEL) -> str:
+    """The value (a link, by default), encrypted under the current key for `label`, bound
+    to `row_id` (the outbox row's Message-ID, or whatever names the row it lives in)."""
     nonce = os.urandom(_NONCE_BYTES)
-    sealed = AESGCM(_keys()[0]).encrypt(nonce, link.encode(), row_id.encode())
+    sealed = AESGCM(subkeys(label)[0]).encrypt(nonce, link.encode(), row_id.encode())
     return base64.b64encode(nonce + sealed).decode()
 
 
-def unseal(sealed: str, *, row_id: str) -> str:
+def unseal(sealed: str, *, row_id: str, label: bytes = _LABEL) -> str:
     raw = base64.b64decode(sealed)
     nonce, body = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
-    for key in _keys():
+    for key in subkeys(label):
         try:
             return AESGCM(key).decrypt(nonce, body, row_id.encode()).decode()
         except InvalidTag:
