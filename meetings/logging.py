@@ -10,8 +10,9 @@ the scrubbed copy.
 
 SECURITY: this is the second line of defence. The first is not logging secrets at all:
 passcodes and keys are never passed to a logger, and only their hashes are stored.
-The filter catches what frameworks log on their own: request paths (which carry
-one-time join tokens), headers, form and JSON bodies in error reports.
+The filter catches what frameworks log on their own: request paths and `next=` values
+(which carry one-time join, onboarding and reset tokens: meetings/token_routes.py),
+headers, form and JSON bodies in error reports.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 
 import structlog
 
-SCRUBBED = "[scrubbed]"
+from meetings.token_routes import SCRUBBED as SCRUBBED
+from meetings.token_routes import scrub_token_routes
 
 # Names whose values are secrets wherever they appear: as a dict key, a form field,
 # a JSON member or a header. "key" and "token" also cover api_key, otp_token, auth-token.
@@ -31,15 +33,6 @@ _SECRET_NAME = r"[\w-]*(?:passcode|password|token|key|secret|sessionid|csrftoken
 _SECRET_NAME_RE = re.compile(rf"^{_SECRET_NAME}$", re.IGNORECASE)
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    # A one-time join token in a path: /j/<token>/, /join/<token>/, /invite/<token>/.
-    (re.compile(r"(/(?:j|join|invite)/)([^/\s?#\"'<>]{21,})"), rf"\1{SCRUBBED}"),
-    # A one-time set-password link: /accounts/welcome/<uid>/<token>/.
-    (re.compile(r"(/welcome/[^/\s?#\"'<>]+/)([^/\s?#\"'<>]{10,})"), rf"\1{SCRUBBED}"),
-    # The same, URL-encoded inside a query string (?next=%2Fj%2F<token>%2F).
-    (
-        re.compile(r"(%2F(?:j|join|invite)%2F)((?:(?!%2F)[^/\s?#&\"'<>]){21,})", re.IGNORECASE),
-        rf"\1{SCRUBBED}",
-    ),
     # Authorization: Token <key> / Bearer <key> / Basic <credentials>.
     (re.compile(r"\b(Token|Bearer|Basic)(\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1\2{SCRUBBED}"),
     # JSON members and Python reprs: "passcode": "abc", 'token': 'abc'.
@@ -58,6 +51,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 
 
 def scrub_text(text: str) -> str:
+    # SECURITY: first the token routes (meetings/token_routes.py, the list nginx's access
+    # log map is written from too): paths and query values that carry a credential.
+    text = scrub_token_routes(text)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -7,6 +7,7 @@ import secrets
 import subprocess
 import sys
 import textwrap
+from urllib.parse import quote
 
 import pytest
 from django.test import Client
@@ -14,6 +15,7 @@ from django.test import Client
 from meetings.audit import verify_chain
 from meetings.logging import SCRUBBED, ScrubSecrets, scrub_text
 from meetings.models import Meeting
+from meetings.token_routes import TOKEN_ROUTES, TokenRoute, compiled, scrub_token_routes
 from tests.real_services import ROOT
 from tests.test_views import form_data
 
@@ -280,3 +282,95 @@ def test_gunicorn_s_access_and_error_logs_scrub(capsys):
     assert token not in output.out + output.err
     assert f'"GET /j/{SCRUBBED}/ HTTP/1.1" 410' in output.out
     assert f"Error handling request /j/{SCRUBBED}/" in output.err
+
+
+# --- One list of token routes (meetings/token_routes.py), every scrubber ------------
+
+
+def route_path(route: TokenRoute, token: str) -> str:
+    """A URL path of `route` carrying `token` (a uid where the route has one)."""
+    return "/" + "/".join(route.prefix) + "/" + "MQ/" * route.before + token + "/"
+
+
+def token_route_samples(routes: tuple[TokenRoute, ...] = TOKEN_ROUTES) -> list[tuple[str, str]]:
+    """(request path and query, the token it carries) for every token route: the path
+    itself, and as a `next=` value raw, URL-encoded once and twice, and inside an absolute
+    URL. Shared by the nginx, gunicorn and runserver tests, so a route added to the list
+    is checked against every server."""
+    samples = []
+    for route in routes:
+        for shape in ("{p}", "{p}?x=1", "/accounts/login/?next={p}", "/accounts/login/?next={q}",
+                      "/accounts/login/?next={qq}", "/accounts/login/?a=b&next={abs}"):  # fmt: skip
+            token = secrets.token_urlsafe(32)
+            path = route_path(route, token)
+            sample = shape.format(
+                p=path,
+                q=quote(path, safe=""),
+                qq=quote(quote(path, safe=""), safe=""),
+                abs=quote(f"https://antechamber.example{path}", safe=""),
+            )
+            samples.append((sample, token))
+    return samples
+
+
+def test_every_token_route_is_scrubbed_in_path_and_next_raw_or_encoded():
+    """The onboarding link (/accounts/welcome/<uid>/<token>/), the password-reset link
+    (/accounts/reset/<uid>/<token>/) and `next=` values naming a token route, raw or
+    URL-encoded, lose their token; nothing else in the line is touched."""
+    samples = token_route_samples()
+    assert {route.prefix for route in TOKEN_ROUTES} >= {("j",), ("accounts", "welcome"), ("accounts", "reset")}
+    for sample, token in samples:
+        line = f'127.0.0.1 - - "GET {sample} HTTP/1.1" 302 0 "https://antechamber.example{sample}"'
+        scrubbed = scrub_text(line)
+        assert token not in scrubbed, scrubbed
+        assert scrubbed.count(SCRUBBED) == 2 and scrubbed.startswith('127.0.0.1 - - "GET /'), scrubbed
+
+
+def test_the_steps_beside_a_token_are_kept():
+    kept = [
+        "GET /accounts/welcome/MQ/set-password/ 200",
+        "GET /accounts/reset/MQ/set-password/ 200",
+        "GET /accounts/welcome/done/ 302",
+        "GET /join/42/status/ 200",
+        "GET /accounts/login/?next=/join/ 200",
+        "GET /accounts/login/?next=%2Fmeetings%2FABCD-EFGH-JKMN-PQRS%2F 200",
+    ]
+    for line in kept:
+        assert scrub_text(line) == line
+
+
+def test_a_route_added_to_the_list_is_scrubbed_by_the_shared_patterns():
+    """The patterns are built from the list, not written beside it."""
+    invented = TokenRoute(("accounts", "email-confirm"), before=1, min_length=10)
+    token = secrets.token_urlsafe(32)
+    line = f"GET /accounts/login/?next={quote(route_path(invented, token), safe='')}"
+    assert token in scrub_token_routes(line)
+    assert token not in scrub_token_routes(line, compiled((*TOKEN_ROUTES, invented)))
+
+
+def test_celery_and_django_loggers_scrub_every_token_route():
+    """A worker's loggers (and runserver's django.server) with the reset and onboarding
+    links and encoded `next=` values."""
+    samples = token_route_samples()
+    lines = [sample for sample, _token in samples]
+    done = _run_python(
+        f"""
+        import logging
+        import django
+
+        django.setup()
+        from scheduler.celery import app
+
+        logging.getLogger("django.server").info('"GET %s HTTP/1.1" 200 10', {lines[0]!r})
+        app.log.setup(loglevel="INFO", redirect_stdouts=True)  # what `celery worker` does
+        for line in {lines!r}:
+            for name in ("celery.task", "celery.worker", "meetings.tasks", "django.server"):
+                logging.getLogger(name).warning("%s GET %s", name, line)
+            print("printed GET", line)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    for _sample, token in samples:
+        assert token not in output, output
+    assert output.count(SCRUBBED) >= 5 * len(samples), output
