@@ -6,18 +6,28 @@ it without the system's nginx service).
     nginx -p var/nginx -c nginx.conf -g 'daemon off;'
 
 For the system nginx: `--site /etc/nginx/conf.d/antechamber.conf` writes only the site.
-The app then needs ANTECHAMBER_TRUSTED_PROXIES=<nginx's address> (127.0.0.1 on one machine).
+The app then needs ANTECHAMBER_TRUSTED_PROXIES=<the address nginx connects from>: on one
+machine, give nginx an address of its own (`--proxy-bind 127.0.0.2`, as the Procfile does)
+and trust that one alone, so that no other local process's X-Real-IP is believed.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "nginx-site.conf.template"
+
+# Run as a script from anywhere: the token routes live in the app (standard library only).
+sys.path.insert(0, str(HERE.parent))
+from meetings.token_routes import TOKEN_ROUTES, TokenRoute, head_pattern, token_pattern  # noqa: E402
+
+TOKEN_MARK = "[token]"
 
 # SECURITY: nginx's error lines quote the request line (a join link's path is a credential),
 # for upstream failures and for limit_req refusals alike, so only "crit" and worse are kept.
@@ -56,6 +66,39 @@ def _fill(text: str, values: dict[str, str]) -> str:
     return text
 
 
+def _nginx_string(text: str) -> str:
+    """A double-quoted nginx string that nginx's parser reads back as `text`."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def log_maps(routes: tuple[TokenRoute, ...] = TOKEN_ROUTES) -> str:
+    """nginx's access-log maps, from the app's list of token routes.
+
+    SECURITY: a path with a token route anywhere in it is logged as that route's shape
+    alone (nothing of the request's own path, which could hold a second token), and a
+    query string with one anywhere (a `next=` value, raw or encoded) as ?[token].
+    """
+    path_lines, args_lines = [], []
+    for route in routes:
+        pattern = head_pattern(route) + token_pattern(route)
+        shape = "/" + "/".join(route.prefix) + "/" + f"{TOKEN_MARK}/"
+        path_lines.append(f"    {_nginx_string('~*^[^?]*?' + pattern)} {_nginx_string(shape)};")
+        args_lines.append(f"    {_nginx_string('~*' + pattern)} {_nginx_string('?' + TOKEN_MARK)};")
+    return "\n".join(
+        [
+            "map $request_uri $antechamber_loggable_path {",
+            *path_lines,
+            '    "~^(?P<path>[^?]*)" "$path";',
+            "}",
+            "map $args $antechamber_loggable_args {",
+            '    "" "";',
+            *args_lines,
+            '    default "?$args";',
+            "}",
+        ]
+    )
+
+
 def render_site(
     *,
     listen: str,
@@ -67,6 +110,7 @@ def render_site(
     join_burst: int,
     max_body: str,
     balance: str = "least_conn",
+    proxy_bind: str = "",
 ) -> str:
     real_ip = (
         "\n".join(f"    set_real_ip_from {cidr};" for cidr in trusted_proxies)
@@ -82,6 +126,11 @@ def render_site(
             "STATIC_ROOT": str(Path(static_root).resolve()),
             "ACCESS_LOG": access_log,
             "REAL_IP": real_ip,
+            "LOG_MAPS": log_maps(),
+            # SECURITY: the one address the app believes X-Real-IP from, nginx's own.
+            "PROXY_BIND": f"    proxy_bind {ipaddress.ip_address(proxy_bind)};"
+            if proxy_bind
+            else "    # (no proxy_bind: nginx connects from its host's own address)",
             "JOIN_RATE": join_rate,
             "JOIN_BURST": str(join_burst),
             "MAX_BODY": max_body,
@@ -107,6 +156,7 @@ def render(args: argparse.Namespace) -> Path:
         join_burst=args.join_burst,
         max_body=args.max_body,
         balance=args.balance,
+        proxy_bind=args.proxy_bind,
     )
     if args.site:
         Path(args.site).write_text(site)
@@ -144,6 +194,11 @@ def main(argv: list[str] | None = None) -> None:
         default="least_conn",
         choices=["least_conn", "round_robin"],
         help="how nginx picks a gunicorn server for each request",
+    )
+    parser.add_argument(
+        "--proxy-bind",
+        default="",
+        help="the address nginx connects to gunicorn from (the app's only ANTECHAMBER_TRUSTED_PROXIES)",
     )
     parser.add_argument("--workers", default="auto", help="worker_processes")
     parser.add_argument("--access-log", default="", help="default: <prefix>/access.log")

@@ -71,7 +71,9 @@ class TrustedProxyMiddleware:
     the client instead of nginx. Outermost, before anything reads the address.
 
     SECURITY: a peer not in ANTECHAMBER_TRUSTED_PROXIES (default: none) is taken as the
-    client, whatever headers it sends.
+    client, whatever headers it sends. Exact addresses only, no networks: on one machine
+    the Procfile names nginx's proxy_bind address (127.0.0.2), never all of loopback, so
+    a local peer on 127.0.0.1 cannot name another client.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:

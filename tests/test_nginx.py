@@ -1,9 +1,11 @@
 """nginx in front of gunicorn (deploy/nginx-site.conf.template, rendered by
 deploy/render_nginx.py): per-address limits on the join endpoints, the client's address
-passed on, static files, request size limits, no join token in its log. And the app's side:
-REMOTE_ADDR from X-Real-IP only when the peer is a trusted proxy; sessions in Redis."""
+passed on, static files, request size limits, no token of any token route in its log. And
+the app's side: REMOTE_ADDR from X-Real-IP only when the peer is a trusted proxy, which in
+the Procfile layout is nginx's own proxy_bind address alone; sessions in Redis."""
 
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -21,6 +23,7 @@ from django.test import RequestFactory
 from meetings.authentication import client_address
 from meetings.middleware import TrustedProxyMiddleware
 from tests import real_services as real
+from tests.test_logging import token_route_samples
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 TOKEN = "Zm9vYmFyYmF6cXV4LW9uZS10aW1lLXRva2VuLTQzY2hhcnM"
@@ -149,6 +152,41 @@ def test_the_access_log_never_holds_a_join_token(nginx):
     assert TOKEN not in (prefix / "error.log").read_text() if (prefix / "error.log").exists() else True
 
 
+def _access_log(prefix: Path, lines: int) -> str:
+    path = prefix / "access.log"
+    return real.wait_until(
+        lambda: path.read_text() if path.exists() and path.read_text().count("\n") >= lines else "",
+        timeout=10,
+        what=f"{lines} lines in the access log",
+    )
+
+
+def test_the_access_log_holds_no_token_of_any_token_route(nginx):
+    """Onboarding and password-reset links, and `next=` values naming any token route
+    (raw, encoded once or twice, in an absolute URL), as well as join links: the map nginx
+    logs through is written from meetings/token_routes.py. (On main nginx rewrote /j/ only:
+    /accounts/welcome/<uid>/<token>/ and ?next=/j/<token>/ were logged whole.)"""
+    url, prefix = nginx
+    samples = token_route_samples()
+    kept = ["/accounts/welcome/MQ/set-password/", "/join/42/", "/api/v1/meetings/?page=2"]
+    for sample, _token in samples:
+        assert requests.get(f"{url}{sample}", timeout=5).status_code == 200
+    for path in kept:
+        requests.get(f"{url}{path}", timeout=5)
+    log = _access_log(prefix, len(samples) + len(kept))
+    for sample, token in samples:
+        assert token not in log, sample
+    # The upstream got every request whole: only the log is rewritten.
+    assert {s for s, _t in samples} <= {record["path"] for record in _Echo.seen}
+    assert "GET /accounts/welcome/[token]/" in log and "GET /accounts/reset/[token]/" in log
+    assert "GET /accounts/login/?[token]" in log and "GET /j/[token]/" in log
+    for path in kept:
+        assert f"GET {path}" in log, log
+    error_log = prefix / "error.log"
+    for _sample, token in samples:
+        assert not error_log.exists() or token not in error_log.read_text()
+
+
 def _through(middleware_peer: str, real_ip: str | None, settings) -> str:
     settings.ANTECHAMBER_TRUSTED_PROXIES = frozenset({"127.0.0.1"})
     extra = {"HTTP_X_REAL_IP": real_ip} if real_ip else {}
@@ -245,3 +283,91 @@ def _send_ten(url: str, stuck_received: threading.Semaphore, asked: list[threadi
         # Either the free server answered, or the request is held by the stuck one.
         while not answered.is_set() and not stuck_received.acquire(timeout=0.05):
             pass
+
+
+# --- The Procfile layout: X-Real-IP believed from nginx's own address alone ---------
+
+PROBE_URLS = """
+from django.http import HttpResponse
+from django.urls import path
+
+
+def probe(request):
+    return HttpResponse(f"{request.META['REMOTE_ADDR']} {request.scheme}", content_type="text/plain")
+
+
+urlpatterns = [path("probe/", probe)]
+"""
+
+
+def _get_from(source: str, port: int, headers: dict[str, str]) -> str:
+    """GET /probe/ from the loopback address `source` (the peer gunicorn or nginx sees)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    try:
+        connection.request("GET", "/probe/", headers=headers)
+        response = connection.getresponse()
+        assert response.status == 200, response.read()[:500]
+        return response.read().decode()
+    finally:
+        connection.close()
+
+
+def _probe_answers(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/probe/", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_the_procfile_layout_believes_x_real_ip_from_its_nginx_alone(tmp_path):
+    """The Procfile's nginx, web1 and web2 (honcho, real gunicorn and nginx), the app's
+    middleware unchanged; only the URLs are a probe that prints the address and scheme the
+    app sees. A direct peer on 127.0.0.1 naming another client in X-Real-IP, or claiming
+    https, is taken as itself (on main the Procfile trusted every 127.0.0.1 peer, and
+    gunicorn's default believed X-Forwarded-Proto from it); through nginx, which connects
+    from NGINX_PROXY_BIND, the client's own address is seen."""
+    if not os.path.exists(NGINX):
+        real.missing("nginx is not installed (apt-get install nginx; .ci/run installs it)")
+    (tmp_path / "procfile_probe_urls.py").write_text(PROBE_URLS)
+    (tmp_path / "procfile_probe_settings.py").write_text(
+        "from scheduler.settings_test import *  # noqa: F403\nROOT_URLCONF = 'procfile_probe_urls'\n"
+    )
+    (tmp_path / "empty.env").write_text("")
+    web1, web2, front = real.free_port(), real.free_port(), real.free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"REDIS_URL", "DATABASE_URL", "ANTECHAMBER_TRUSTED_PROXIES", "NGINX_PROXY_BIND"}
+    }
+    env.update(
+        PATH=f"{Path(sys.executable).parent}:{os.path.dirname(NGINX)}:{env.get('PATH', '')}",
+        PYTHONPATH=f"{tmp_path}:{real.ROOT}",
+        DJANGO_SETTINGS_MODULE="procfile_probe_settings",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'probe.sqlite3'}",
+        WEB1_PORT=str(web1),
+        WEB2_PORT=str(web2),
+        NGINX_PORT=str(front),
+        NGINX_PREFIX=str(tmp_path / "nginx"),
+        STATIC_ROOT_DIR=str(tmp_path),
+        WEB_CONCURRENCY="1",
+    )
+    honcho = real.Process(
+        f"honcho-probe-{front}",
+        [sys.executable, "-m", "honcho", "-e", str(tmp_path / "empty.env"), "-f", "Procfile",
+         "start", "nginx", "web1", "web2"],
+        env,
+    )  # fmt: skip
+    try:
+        honcho.start()
+        for port in (web1, web2, front):
+            real.wait_until(lambda p=port: _probe_answers(p), timeout=60, what=f"the probe on {port}")
+        lie = {"X-Real-IP": "203.0.113.9", "X-Forwarded-Proto": "https"}
+        for port in (web1, web2):
+            assert _get_from("127.0.0.1", port, lie) == "127.0.0.1 http"
+            assert _get_from("127.0.0.3", port, lie) == "127.0.0.3 http"
+        # Through nginx: it overwrites X-Real-IP with the peer it saw, and the app believes it.
+        for _ in range(4):  # both web servers
+            assert _get_from("127.0.0.3", front, lie) == "127.0.0.3 http"
+            assert _get_from("127.0.0.4", front, {}) == "127.0.0.4 http"
+    finally:
+        honcho.stop()
