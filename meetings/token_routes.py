@@ -24,6 +24,9 @@ SCRUBBED = "[scrubbed]"
 # A "/" as it appears in a logged URL: raw, encoded once (a `next=` value), or twice (a
 # `next=` inside another `next=`).
 SEPARATOR = r"(?:/|%2F|%252F)"
+# Where a route starts: after a separator, or where no path or word goes on before it (a
+# resolver's "path: 'join/<token>/'" has lost its leading slash).
+LEAD = rf"(?:{SEPARATOR}|(?<![\w.~%/-]))"
 # One character of a path segment: never a separator, nor what ends a URL in a log line.
 SEGMENT_CHAR = r"""(?:(?!%2F|%252F)[^/\s?#&;"'<>])"""
 
@@ -67,7 +70,7 @@ TOKEN_ROUTES: tuple[TokenRoute, ...] = (
 
 def head_pattern(route: TokenRoute) -> str:
     """What comes before the token: `/prefix/…/` and the kept segments."""
-    fixed = SEPARATOR + SEPARATOR.join(re.escape(part) for part in route.prefix) + SEPARATOR
+    fixed = LEAD + SEPARATOR.join(re.escape(part) for part in route.prefix) + SEPARATOR
     return fixed + f"{SEGMENT_CHAR}+{SEPARATOR}" * route.before
 
 

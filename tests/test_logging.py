@@ -375,3 +375,12 @@ def test_celery_and_django_loggers_scrub_every_token_route():
     for _sample, token in samples:
         assert token not in output, output
     assert output.count(SCRUBBED) >= 5 * len(samples), output
+
+
+def test_a_resolver_s_path_without_its_leading_slash_is_scrubbed():
+    """DEBUG's Resolver404 names the path it tried without the leading slash
+    ("'path': 'accounts/reset/MQ/<token>/'"): runserver printed it whole."""
+    token = secrets.token_urlsafe(32)
+    for path in (f"join/{token}/", f"accounts/reset/MQ/{token}/", f"j/{token}/"):
+        assert token not in scrub_text(f"Resolver404: {{'tried': [], 'path': '{path}'}}")
+    assert scrub_text(f"/static/abj/{token}/") == f"/static/abj/{token}/"  # not a route

@@ -18,6 +18,7 @@ import requests
 from meetings.logging import SCRUBBED
 from tests import real_services as real
 from tests.helpers import booking_body
+from tests.test_logging import token_route_samples
 from tests.test_scale_out import CSRF_RE, LINK_RE
 
 pytestmark = pytest.mark.services
@@ -110,6 +111,22 @@ def _flow(url: str, mailbox: real.Mailbox, api_key: str, tag: str) -> list[str]:
     return seen
 
 
+def _token_routes(url: str, welcome_path: str) -> list[str]:
+    """A live onboarding link (GET moves its token to .../set-password/), and every token
+    route's sample (reset links, /login/?next=/j/<token>/ raw and encoded, ...); return the
+    tokens."""
+    browser = requests.Session()
+    welcomed = browser.get(f"{url}{welcome_path}", timeout=30)
+    assert welcomed.status_code == 200 and welcomed.url.endswith("/set-password/"), welcomed.url
+    samples = token_route_samples()
+    for sample, _token in samples:
+        answer = requests.get(f"{url}{sample}", timeout=30, allow_redirects=False)
+        assert answer.status_code in {200, 302, 404, 410}, (sample, answer.status_code)
+    quoted = welcome_path.replace("/", "%2F")
+    assert requests.get(f"{url}/accounts/login/?next={quoted}", timeout=30).status_code == 200
+    return [welcome_path.strip("/").split("/")[-1], *(token for _sample, token in samples)]
+
+
 def _assert_no_secret(log: str, secrets_seen: list[str], server: str) -> None:
     for secret in secrets_seen:
         for line in log.splitlines():
@@ -138,6 +155,19 @@ def test_runserver_and_gunicorn_logs_hold_no_token_passcode_or_key(tmp_path):
     _manage(dev_env, "migrate", "--noinput")
     _manage(dev_env, "bootstrap_admin", "--username", "alice")
     api_key = _manage(dev_env, "create_api_token", "alice").strip().splitlines()[-1]
+    # A live onboarding (set-password) link for alice, as a host invitation mails it.
+    welcome_url = (
+        _manage(
+            dev_env,
+            "shell",
+            "-c",
+            "from django.contrib.auth import get_user_model; from meetings.services.accounts import "
+            "welcome_link; print(welcome_link(get_user_model().objects.get(username='alice')))",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    welcome_path = "/accounts/welcome/" + welcome_url.split("/accounts/welcome/", 1)[1]
 
     runserver = real.Process(
         f"runserver-{dev_port}", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{dev_port}"], dev_env
@@ -148,9 +178,11 @@ def test_runserver_and_gunicorn_logs_hold_no_token_passcode_or_key(tmp_path):
         gunicorn.start()
         real.wait_until(lambda: _answers(dev_url), timeout=60, what="runserver to answer")
         real.wait_until(lambda: _answers(gunicorn_url), timeout=60, what="gunicorn to answer")
-        from_runserver = _flow(dev_url, mailbox, api_key, "dev")
+        from_runserver = _flow(dev_url, mailbox, api_key, "dev") + _token_routes(dev_url, welcome_path)
         mailbox.clear()
-        from_gunicorn = _flow(gunicorn_url, mailbox, api_key, "prod")
+        from_gunicorn = _flow(gunicorn_url, mailbox, api_key, "prod") + _token_routes(
+            gunicorn_url, welcome_path
+        )
     finally:
         runserver.stop()
         gunicorn.stop()
@@ -164,3 +196,10 @@ def test_runserver_and_gunicorn_logs_hold_no_token_passcode_or_key(tmp_path):
     # The request lines are there, scrubbed: the test would notice if nothing were logged.
     assert re.search(rf"GET /j/{re.escape(SCRUBBED)}/ HTTP/1\.1\S* 410", dev_log), dev_log[-3000:]
     assert re.search(rf"GET /j/{re.escape(SCRUBBED)}/ HTTP/1\.1\" 410", gunicorn_log), gunicorn_log[-3000:]
+    # Onboarding and reset links, and next= values naming them (on main the reset path and
+    # encoded welcome next= values were logged whole by both servers).
+    welcomed = rf"GET /accounts/welcome/\w+/{re.escape(SCRUBBED)}/ HTTP/1\.1\S* 302"
+    reset = rf"GET /accounts/reset/MQ/{re.escape(SCRUBBED)}/ HTTP/1\.1\S* 404"
+    for log in (dev_log, gunicorn_log):
+        assert re.search(welcomed, log) and re.search(reset, log), log[-3000:]
+        assert "GET /accounts/login/?next=%2Faccounts%2Fwelcome%2F" in log, log[-3000:]
