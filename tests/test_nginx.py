@@ -8,6 +8,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import requests
 from django.test import RequestFactory
 
 from meetings.authentication import client_address
+from meetings.logging import SCRUBBED
 from meetings.middleware import TrustedProxyMiddleware
 from tests import real_services as real
 from tests.test_logging import token_route_samples
@@ -285,19 +287,81 @@ def _send_ten(url: str, stuck_received: threading.Semaphore, asked: list[threadi
             pass
 
 
-# --- The Procfile layout: X-Real-IP believed from nginx's own address alone ---------
+# --- The Procfile layout: real nginx and gunicorn, as `make scaleout` runs them ---------
 
 PROBE_URLS = """
 from django.http import HttpResponse
 from django.urls import path
+
+from scheduler.urls import handler404, handler500, urlpatterns as site
 
 
 def probe(request):
     return HttpResponse(f"{request.META['REMOTE_ADDR']} {request.scheme}", content_type="text/plain")
 
 
-urlpatterns = [path("probe/", probe)]
+urlpatterns = [path("probe/", probe), *site]
 """
+WELCOME_LINK = (
+    "from django.contrib.auth import get_user_model; from meetings.services.accounts import welcome_link; "
+    "user = get_user_model().objects.create_user('newhost', 'newhost@example.org'); print(welcome_link(user))"
+)
+
+
+@pytest.fixture(scope="module")
+def procfile_stack(tmp_path_factory):
+    """The Procfile's nginx, web1 and web2 under honcho (real nginx, real gunicorn, the
+    app's middleware and URLs unchanged) plus /probe/, which prints the address and scheme
+    the app sees; a SQLite site of its own with a new host's onboarding link.
+    Yields (web ports, nginx port, nginx prefix, honcho process, welcome path)."""
+    if not os.path.exists(NGINX):
+        real.missing("nginx is not installed (apt-get install nginx; .ci/run installs it)")
+    tmp_path = tmp_path_factory.mktemp("procfile")
+    (tmp_path / "procfile_probe_urls.py").write_text(PROBE_URLS)
+    (tmp_path / "procfile_probe_settings.py").write_text(
+        "from scheduler.settings_test import *  # noqa: F403\nROOT_URLCONF = 'procfile_probe_urls'\n"
+    )
+    (tmp_path / "empty.env").write_text("")
+    web1, web2, front = real.free_port(), real.free_port(), real.free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"REDIS_URL", "DATABASE_URL", "ANTECHAMBER_TRUSTED_PROXIES", "NGINX_PROXY_BIND"}
+    }
+    env.update(
+        PATH=f"{Path(sys.executable).parent}:{os.path.dirname(NGINX)}:{env.get('PATH', '')}",
+        PYTHONPATH=f"{tmp_path}:{real.ROOT}",
+        DJANGO_SETTINGS_MODULE="procfile_probe_settings",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'probe.sqlite3'}",
+        DJANGO_DEBUG="0",
+        SITE_URL=f"http://127.0.0.1:{front}",
+        WEB1_PORT=str(web1),
+        WEB2_PORT=str(web2),
+        NGINX_PORT=str(front),
+        NGINX_PREFIX=str(tmp_path / "nginx"),
+        STATIC_ROOT_DIR=str(tmp_path),
+        WEB_CONCURRENCY="1",
+    )
+    for command in (["migrate", "--noinput"], ["shell", "-c", WELCOME_LINK]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=real.ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+    welcome_path = "/accounts/welcome/" + done.stdout.strip().splitlines()[-1].split("/accounts/welcome/")[1]
+    honcho = real.Process(
+        f"honcho-probe-{front}",
+        [sys.executable, "-m", "honcho", "-e", str(tmp_path / "empty.env"), "-f", "Procfile",
+         "start", "nginx", "web1", "web2"],
+        env,
+    )  # fmt: skip
+    try:
+        honcho.start()
+        for port in (web1, web2, front):
+            real.wait_until(lambda p=port: _probe_answers(p), timeout=60, what=f"the probe on {port}")
+        yield (web1, web2), front, tmp_path / "nginx", honcho, welcome_path
+    finally:
+        honcho.stop()
 
 
 def _get_from(source: str, port: int, headers: dict[str, str]) -> str:
@@ -319,55 +383,47 @@ def _probe_answers(port: int) -> bool:
         return False
 
 
-def test_the_procfile_layout_believes_x_real_ip_from_its_nginx_alone(tmp_path):
-    """The Procfile's nginx, web1 and web2 (honcho, real gunicorn and nginx), the app's
-    middleware unchanged; only the URLs are a probe that prints the address and scheme the
-    app sees. A direct peer on 127.0.0.1 naming another client in X-Real-IP, or claiming
-    https, is taken as itself (on main the Procfile trusted every 127.0.0.1 peer, and
-    gunicorn's default believed X-Forwarded-Proto from it); through nginx, which connects
-    from NGINX_PROXY_BIND, the client's own address is seen."""
-    if not os.path.exists(NGINX):
-        real.missing("nginx is not installed (apt-get install nginx; .ci/run installs it)")
-    (tmp_path / "procfile_probe_urls.py").write_text(PROBE_URLS)
-    (tmp_path / "procfile_probe_settings.py").write_text(
-        "from scheduler.settings_test import *  # noqa: F403\nROOT_URLCONF = 'procfile_probe_urls'\n"
+def test_the_procfile_layout_believes_x_real_ip_from_its_nginx_alone(procfile_stack):
+    """A direct peer on 127.0.0.1 naming another client in X-Real-IP, or claiming https,
+    is taken as itself (on main the Procfile trusted every 127.0.0.1 peer, and gunicorn's
+    default believed X-Forwarded-Proto from it); through nginx, which connects from
+    NGINX_PROXY_BIND, the client's own address is seen."""
+    web_ports, front, _prefix, _honcho, _welcome = procfile_stack
+    lie = {"X-Real-IP": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    for port in web_ports:
+        assert _get_from("127.0.0.1", port, lie) == "127.0.0.1 http"
+        assert _get_from("127.0.0.3", port, lie) == "127.0.0.3 http"
+    # Through nginx: it overwrites X-Real-IP with the peer it saw, and the app believes it.
+    for _ in range(4):  # both web servers
+        assert _get_from("127.0.0.3", front, lie) == "127.0.0.3 http"
+        assert _get_from("127.0.0.4", front, {}) == "127.0.0.4 http"
+
+
+def test_the_procfile_layout_logs_no_onboarding_reset_or_join_token(procfile_stack):
+    """A new host's live set-password link, reset links and /login/?next=/j/<token>/ (raw
+    and encoded), through the Procfile's nginx to gunicorn: neither nginx's access log nor
+    gunicorn's (in honcho's output) holds a token. On main nginx logged
+    /accounts/welcome/<uid>/<token>/ whole: the red team's takeover from one log line."""
+    _web_ports, front, prefix, honcho, welcome_path = procfile_stack
+    url = f"http://127.0.0.1:{front}"
+    welcomed = requests.get(f"{url}{welcome_path}", timeout=30)
+    assert welcomed.status_code == 200 and welcomed.url.endswith("/set-password/"), welcomed.url
+    welcome_token = welcome_path.strip("/").split("/")[-1]
+    samples = token_route_samples()
+    quoted = welcome_path.replace("/", "%2F")
+    for sample in [f"/accounts/login/?next={quoted}", *(sample for sample, _token in samples)]:
+        answer = requests.get(f"{url}{sample}", timeout=30, allow_redirects=False)
+        assert answer.status_code in {200, 302, 404, 410}, (sample, answer.status_code)
+    access_log = _access_log(prefix, len(samples) + 3)
+    real.wait_until(
+        lambda: honcho.log_path.read_text(errors="replace").count("GET /accounts/login/?next=") >= 5,
+        timeout=10,
+        what="gunicorn's access lines",
     )
-    (tmp_path / "empty.env").write_text("")
-    web1, web2, front = real.free_port(), real.free_port(), real.free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"REDIS_URL", "DATABASE_URL", "ANTECHAMBER_TRUSTED_PROXIES", "NGINX_PROXY_BIND"}
-    }
-    env.update(
-        PATH=f"{Path(sys.executable).parent}:{os.path.dirname(NGINX)}:{env.get('PATH', '')}",
-        PYTHONPATH=f"{tmp_path}:{real.ROOT}",
-        DJANGO_SETTINGS_MODULE="procfile_probe_settings",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'probe.sqlite3'}",
-        WEB1_PORT=str(web1),
-        WEB2_PORT=str(web2),
-        NGINX_PORT=str(front),
-        NGINX_PREFIX=str(tmp_path / "nginx"),
-        STATIC_ROOT_DIR=str(tmp_path),
-        WEB_CONCURRENCY="1",
-    )
-    honcho = real.Process(
-        f"honcho-probe-{front}",
-        [sys.executable, "-m", "honcho", "-e", str(tmp_path / "empty.env"), "-f", "Procfile",
-         "start", "nginx", "web1", "web2"],
-        env,
-    )  # fmt: skip
-    try:
-        honcho.start()
-        for port in (web1, web2, front):
-            real.wait_until(lambda p=port: _probe_answers(p), timeout=60, what=f"the probe on {port}")
-        lie = {"X-Real-IP": "203.0.113.9", "X-Forwarded-Proto": "https"}
-        for port in (web1, web2):
-            assert _get_from("127.0.0.1", port, lie) == "127.0.0.1 http"
-            assert _get_from("127.0.0.3", port, lie) == "127.0.0.3 http"
-        # Through nginx: it overwrites X-Real-IP with the peer it saw, and the app believes it.
-        for _ in range(4):  # both web servers
-            assert _get_from("127.0.0.3", front, lie) == "127.0.0.3 http"
-            assert _get_from("127.0.0.4", front, {}) == "127.0.0.4 http"
-    finally:
-        honcho.stop()
+    gunicorn_log = honcho.log_path.read_text(errors="replace")
+    for token in [welcome_token, *(token for _sample, token in samples)]:
+        assert token not in access_log, access_log
+        assert token not in gunicorn_log, gunicorn_log[-3000:]
+    assert "GET /accounts/welcome/[token]/" in access_log and "GET /accounts/login/?[token]" in access_log
+    assert re.search(r"GET /accounts/welcome/\w+/set-password/", access_log), access_log
+    assert re.search(rf"GET /accounts/welcome/\w+/{re.escape(SCRUBBED)}/ HTTP/1\.\d\" 302", gunicorn_log)
