@@ -99,6 +99,17 @@ def log_maps(routes: tuple[TokenRoute, ...] = TOKEN_ROUTES) -> str:
     )
 
 
+def _proxy_bind(address: str) -> str:
+    """proxy_bind, refusing the address every local process connects from by default."""
+    if not address:
+        return "    # (no proxy_bind: nginx connects from its host's own address)"
+    bound = ipaddress.ip_address(address)
+    if str(bound) in {"127.0.0.1", "::1"}:
+        # SECURITY: trusting it would believe X-Real-IP from every local process.
+        raise SystemExit(f"--proxy-bind {bound}: choose an address of nginx's own (e.g. 127.0.0.2)")
+    return f"    proxy_bind {bound};"
+
+
 def render_site(
     *,
     listen: str,
@@ -128,9 +139,7 @@ def render_site(
             "REAL_IP": real_ip,
             "LOG_MAPS": log_maps(),
             # SECURITY: the one address the app believes X-Real-IP from, nginx's own.
-            "PROXY_BIND": f"    proxy_bind {ipaddress.ip_address(proxy_bind)};"
-            if proxy_bind
-            else "    # (no proxy_bind: nginx connects from its host's own address)",
+            "PROXY_BIND": _proxy_bind(proxy_bind),
             "JOIN_RATE": join_rate,
             "JOIN_BURST": str(join_burst),
             "MAX_BODY": max_body,

@@ -364,6 +364,19 @@ def procfile_stack(tmp_path_factory):
         honcho.stop()
 
 
+def test_nginx_may_not_connect_from_the_address_every_local_process_uses():
+    from deploy.render_nginx import render_site
+
+    site = {
+        "listen": "127.0.0.1:8000", "upstreams": ["127.0.0.1:8001"], "static_root": ".",
+        "access_log": "off", "trusted_proxies": [], "join_rate": "5r/s", "join_burst": 20, "max_body": "1m",
+    }  # fmt: skip
+    assert "proxy_bind 127.0.0.2;" in render_site(**site, proxy_bind="127.0.0.2")
+    for address in ("127.0.0.1", "::1"):
+        with pytest.raises(SystemExit, match="an address of nginx's own"):
+            render_site(**site, proxy_bind=address)
+
+
 def _get_from(source: str, port: int, headers: dict[str, str]) -> str:
     """GET /probe/ from the loopback address `source` (the peer gunicorn or nginx sees)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
