@@ -42,9 +42,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
     # Form bodies, query strings, cookie headers: passcode=abc&..., sessionid=abc; ...
     (re.compile(rf"(\b{_SECRET_NAME}=)[^&;\s\"',]+", re.IGNORECASE), rf"\1{SCRUBBED}"),
-    # Header lines: Authorization: ..., Cookie: ..., X-Api-Key: ...
+    # Header lines: Authorization: ..., Cookie: ..., X-Api-Key: ..., X-CSRFToken: ...
     (
-        re.compile(r"\b((?:authorization|cookie|x-api-key)\s*:\s*)[^\r\n]+", re.IGNORECASE),
+        re.compile(r"\b((?:authorization|cookie|x-api-key|x-csrftoken)\s*:\s*)[^\r\n]+", re.IGNORECASE),
         rf"\1{SCRUBBED}",
     ),
 ]

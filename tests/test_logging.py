@@ -100,6 +100,8 @@ def test_the_scrubbing_filter_is_on_every_root_handler():
         ("passcode=tiger-lamp-river&display_name=Bob", "tiger-lamp-river"),
         ("Cookie: sessionid=q1w2e3r4t5y6u7i8; csrftoken=zzz", "q1w2e3r4t5y6u7i8"),
         ("body key=0123456789abcdef0123", "0123456789abcdef0123"),
+        ("X-CSRFToken: Qm9vYmFyYmF6cXV4LWNzcmYtdG9rZW4", "Qm9vYmFyYmF6cXV4LWNzcmYtdG9rZW4"),
+        ("{'HTTP_X_CSRFTOKEN': 'Qm9vYmFyYmF6cXV4LWNzcmY'}", "Qm9vYmFyYmF6cXV4LWNzcmY"),
     ],
 )
 def test_scrub_text_removes_each_kind_of_secret(raw, secret):
