@@ -449,3 +449,46 @@ def test_a_cancelled_meetings_media_config_and_key_relay_go_even_while_janus_is_
     assert selectors.media_for_host(meeting, "Alice") is None
     assert client.get(relay).status_code == 404
     assert client.get(f"/join/{dana.pk}/room/").status_code == 302
+
+
+def test_migration_0017_ends_rooms_opened_under_stored_secrets_and_the_sync_recreates_them(janus, alice):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from meetings import conference
+
+    meeting, room = started_meeting(alice, "official")
+    dana = admitted(meeting, alice, "Dana")
+    this = ("meetings", "0017_media_credentials_derived")
+    executor = MigrationExecutor(connection)
+    before = list(executor.loader.graph.node_map[this].parents)
+    leaves = executor.loader.graph.leaf_nodes()
+    # The room as a release before 0017 left it: open on Janus under the secret, pin and
+    # tokens its rows held in clear.
+    backend = conference.backend()
+    backend.end_room(conference.Room(number=room.number, secret=room.secret, pin=room.pin))
+    stored = conference.Room(number=room.number, secret="stored-secret-" + "s" * 30, pin="stored-pin")
+    backend.create_room(stored)
+    backend.admit_participant(stored, "stored-dana-token")
+    executor.migrate([p.key for p in before])
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE meetings_conferenceroom SET secret = %s, pin = %s, host_token = %s WHERE id = %s",
+                [stored.secret, stored.pin, "stored-host-token", room.pk],
+            )
+            cursor.execute(
+                "UPDATE meetings_lobbyentry SET media_token = %s WHERE id = %s", ["stored-dana-token", dana.pk]
+            )
+    finally:
+        MigrationExecutor(connection).migrate(leaves)
+
+    assert not exists(janus, room)  # destroyed with the secret its row held
+    moved = ConferenceRoom.objects.get(pk=room.pk)
+    assert moved.number != room.number and moved.opened_at is None
+    media.media_room_sync(meeting_id=meeting.pk)
+    moved.refresh_from_db()
+    assert moved.opened_at is not None and exists(janus, moved)
+    dana_media, joined = join_as(janus, moved, token=media_token_of(dana), feed=dana.media_feed_id)
+    dana_media.close()
+    assert joined.get("videoroom") == "joined", joined

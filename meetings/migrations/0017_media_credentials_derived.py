@@ -11,7 +11,7 @@ so restart Janus (its rooms are not permanent) to end it.
 
 import logging
 
-from django.db import migrations
+from django.db import migrations, models
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,14 @@ class Migration(migrations.Migration):
     operations = [
         # Reversing leaves the rooms as they are: the secrets are not stored again.
         migrations.RunPython(close_rooms_with_stored_secrets, migrations.RunPython.noop, elidable=True),
+        # blank=True changes nothing in the database; it lets the removals below be
+        # reversed onto existing rows (the columns come back empty).
+        *(
+            migrations.AlterField(
+                model_name="conferenceroom", name=name, field=models.CharField(max_length=64, blank=True)
+            )
+            for name in ("secret", "pin", "host_token")
+        ),
         migrations.RemoveField(model_name="conferenceroom", name="host_token"),
         migrations.RemoveField(model_name="conferenceroom", name="pin"),
         migrations.RemoveField(model_name="conferenceroom", name="secret"),
