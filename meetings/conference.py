@@ -30,6 +30,7 @@ from meetings import sealing
 NO_SUCH_ROOM = 426
 ROOM_EXISTS = 427
 NO_SUCH_FEED = 428
+UNAUTHORIZED = 433  # a wrong room secret
 
 # Janus numbers travel through JavaScript: stay within 2**53 so the page gets them exact.
 _MAX_JS_INT = 2**52
@@ -74,6 +75,14 @@ _HOST_TOKEN = b"antechamber janus host token v1"
 def room_secret(number: int) -> str:
     """Controls the room on the media server (allowed list, kick, recording, destroy)."""
     return sealing.keyed_digest(str(number), label=_ROOM_SECRET)
+
+
+def former_room_secrets(number: int) -> list[str]:
+    """The room's secret under each fallback key: what it was before a key change."""
+    return [
+        sealing.keyed_digest(str(number), label=_ROOM_SECRET, key=key)
+        for key in sealing.subkeys(_ROOM_SECRET)[1:]
+    ]
 
 
 def room_pin(number: int) -> str:

@@ -492,3 +492,26 @@ def test_migration_0017_ends_rooms_opened_under_stored_secrets_and_the_sync_recr
     dana_media, joined = join_as(janus, moved, token=media_token_of(dana), feed=dana.media_feed_id)
     dana_media.close()
     assert joined.get("videoroom") == "joined", joined
+
+
+def test_after_a_key_change_the_sync_ends_the_room_under_the_old_key_and_makes_it_again(
+    janus, alice, settings
+):
+    from meetings.models import AuditEvent
+
+    meeting, room = started_meeting(alice, "official")
+    dana = admitted(meeting, alice, "Dana")
+    old_secret = room.secret
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "the-new-key-" + "n" * 50
+    assert room.secret != old_secret
+
+    media.media_room_sync(meeting_id=meeting.pk)
+
+    assert not exists(janus, room)  # not left running under a secret no one derives now
+    again = ConferenceRoom.objects.get(pk=room.pk)
+    assert again.number != room.number and exists(janus, again)
+    dana_media, joined = join_as(janus, again, token=media_token_of(dana), feed=dana.media_feed_id)
+    dana_media.close()
+    assert joined.get("videoroom") == "joined", joined
+    assert AuditEvent.objects.filter(action="conference_room_rekeyed", subject=meeting.title).exists()

@@ -86,8 +86,40 @@ def media_room_sync(*, meeting_id: int) -> None:
         )
         if room is None or room.closed_at is not None:
             return
-        for action, detail in _sync_locked(backend, room):
+        try:
+            events = _sync_locked(backend, room)
+        except conference.ConferenceError as exc:
+            if exc.code != conference.UNAUTHORIZED:
+                raise
+            events = _rekey_locked(backend, room)
+        for action, detail in events:
             audit_record(action=action, meeting=room.meeting, subject=room.meeting.title, detail=detail)
+
+
+def _rekey_locked(
+    backend: conference.ConferenceBackend, room: ConferenceRoom
+) -> list[tuple[str, dict[str, Any]]]:
+    """The media server refused the room's secret: the key it is derived from changed.
+
+    The room is destroyed with its secret under a fallback key, and made again under a
+    new number, so that everything about it (secret, pin, every token) derives from the
+    current key; the pages in it are told the room went and join the new one when
+    reloaded. SECURITY: never left running under a secret no one can derive any more,
+    out of reach of every later removal.
+    """
+    for secret in conference.former_room_secrets(room.number):
+        try:
+            backend.end_room(conference.Room(number=room.number, secret=secret, pin=""))
+            break
+        except conference.ConferenceError as exc:
+            if exc.code != conference.UNAUTHORIZED:
+                raise
+    else:
+        logger.warning("media room %s refuses every key: restart Janus to end it", room.number)
+    number = conference.new_room_number()
+    ConferenceRoom.objects.filter(pk=room.pk).update(number=number, opened_at=None)
+    room.number, room.opened_at = number, None
+    return [("conference_room_rekeyed", {}), *_sync_locked(backend, room)]
 
 
 def _sync_locked(
