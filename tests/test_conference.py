@@ -478,7 +478,8 @@ def test_migration_0017_ends_rooms_opened_under_stored_secrets_and_the_sync_recr
                 [stored.secret, stored.pin, "stored-host-token", room.pk],
             )
             cursor.execute(
-                "UPDATE meetings_lobbyentry SET media_token = %s WHERE id = %s", ["stored-dana-token", dana.pk]
+                "UPDATE meetings_lobbyentry SET media_token = %s WHERE id = %s",
+                ["stored-dana-token", dana.pk],
             )
     finally:
         MigrationExecutor(connection).migrate(leaves)
