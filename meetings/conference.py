@@ -114,7 +114,7 @@ class ConferenceBackend(Protocol):
 
     def participants(self, room: Room) -> set[int]: ...
 
-    def recording(self, room: Room) -> bool: ...
+    def recording_rooms(self) -> set[int]: ...
 
     def stop_recording(self, room: Room) -> None: ...
 
@@ -138,8 +138,8 @@ class NullBackend:
     def participants(self, room: Room) -> set[int]:
         return set()
 
-    def recording(self, room: Room) -> bool:
-        return False
+    def recording_rooms(self) -> set[int]:
+        return set()
 
     def stop_recording(self, room: Room) -> None:
         return None
@@ -242,17 +242,17 @@ class JanusBackend:
         data = self._videoroom({"request": "listparticipants", "room": room.number, "secret": room.secret})
         return {int(p["id"]) for p in data.get("participants", [])}
 
-    def recording(self, room: Room) -> bool:
-        """Whether the media server records the room now, whatever the row says.
+    def recording_rooms(self) -> set[int]:
+        """The rooms the media server records now, whatever the rows say.
 
-        SECURITY: anyone holding the room secret can switch recording on (lock_record
+        SECURITY: anyone holding a room secret can switch recording on (lock_record
         only keeps participants from doing it), so the sync asks the server rather than
         trusting the row. `list` with the admin_key is the one VideoRoom request that
-        shows a private room's `record` (Janus 1.1 has no per-room info request).
+        shows a private room's `record` (Janus 1.1 has no per-room info request), so
+        one answer serves every room a periodic sync visits.
         """
         data = self._videoroom({"request": "list", "admin_key": self.admin_key})
-        listed = next((r for r in data.get("list", []) if r.get("room") == room.number), None)
-        return bool(listed and listed.get("record"))
+        return {int(r["room"]) for r in data.get("list", []) if r.get("record")}
 
     def stop_recording(self, room: Room) -> None:
         """A tightened level or a host's change: recording stops (never starts) mid-meeting."""

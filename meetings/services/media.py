@@ -59,7 +59,7 @@ def media_room_prepare(meeting: Meeting) -> None:
     media_sync_on_commit(meeting.pk)
 
 
-def media_room_sync(*, meeting_id: int) -> None:
+def media_room_sync(*, meeting_id: int, recording: set[int] | None = None) -> None:
     """Make the media room match the database: the database is the truth.
 
     Idempotent, so it is safe to run after every decision or periodically. Creates the
@@ -72,7 +72,9 @@ def media_room_sync(*, meeting_id: int) -> None:
     meeting run one after the other and each reads the entries after the other's
     writes: a slow sync cannot put back a token that a later removal took away. Audit
     rows are written last (they take no lock since audit sealing, but the order costs
-    nothing). Call it outside any other transaction (a task).
+    nothing). Call it outside any other transaction (a task). `recording`: the rooms
+    the media server said it records, when the caller (the periodic sync) asked once
+    for all; else it is asked now.
     """
     backend = conference.backend()
     if not backend.configured:
@@ -87,7 +89,7 @@ def media_room_sync(*, meeting_id: int) -> None:
         if room is None or room.closed_at is not None:
             return
         try:
-            events = _sync_locked(backend, room)
+            events = _sync_locked(backend, room, recording)
         except conference.ConferenceError as exc:
             if exc.code != conference.UNAUTHORIZED:
                 raise
@@ -119,11 +121,11 @@ def _rekey_locked(
     number = conference.new_room_number()
     ConferenceRoom.objects.filter(pk=room.pk).update(number=number, opened_at=None)
     room.number, room.opened_at = number, None
-    return [("conference_room_rekeyed", {}), *_sync_locked(backend, room)]
+    return [("conference_room_rekeyed", {}), *_sync_locked(backend, room, None)]
 
 
 def _sync_locked(
-    backend: conference.ConferenceBackend, room: ConferenceRoom
+    backend: conference.ConferenceBackend, room: ConferenceRoom, recording: set[int] | None
 ) -> list[tuple[str, dict[str, Any]]]:
     """media_room_sync's work; returns the audit events to record."""
     meeting = room.meeting
@@ -149,7 +151,7 @@ def _sync_locked(
         backend.admit_participant(spec, room.host_token)
         ConferenceRoom.objects.filter(pk=room.pk).update(opened_at=now)
         events.append(("conference_room_created", {"record": room.record, "e2ee": room.e2ee}))
-    events += _sync_recording(backend, room, spec)
+    events += _sync_recording(backend, room, spec, recording)
     # Everyone ever admitted (a publisher ID), with their token derived again.
     rows = LobbyEntry.objects.filter(meeting=meeting).exclude(media_feed_id=None)
     entries: list[tuple[str, str, int]] = [
@@ -176,7 +178,10 @@ def _sync_locked(
 
 
 def _sync_recording(
-    backend: conference.ConferenceBackend, room: ConferenceRoom, spec: conference.Room
+    backend: conference.ConferenceBackend,
+    room: ConferenceRoom,
+    spec: conference.Room,
+    recording: set[int] | None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Recording stops where policy no longer allows it, and wherever the media server
     records a room whose row does not say so.
@@ -193,10 +198,24 @@ def _sync_recording(
         ConferenceRoom.objects.filter(pk=room.pk).update(record=False)
         room.record = False
         return [("conference_recording_stopped", {})]
-    if not room.record and backend.recording(spec):
+    if room.record:
+        return []
+    if room.number in (backend.recording_rooms() if recording is None else recording):
         backend.stop_recording(spec)
         return [("conference_recording_stopped", {"found_on_media_server": True})]
     return []
+
+
+def media_rooms_recording() -> set[int] | None:
+    """The rooms the media server records now, asked once for a periodic sync of them
+    all; None where it cannot answer (each room's sync then asks, and fails, alone)."""
+    backend = conference.backend()
+    if not backend.configured:
+        return set()
+    try:
+        return backend.recording_rooms()
+    except conference.ConferenceError:
+        return None
 
 
 def media_room_close(meeting: Meeting) -> None:
