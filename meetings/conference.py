@@ -1,11 +1,17 @@
 """The conference (media) backend: the one place that knows a media server exists.
 
-Services call `backend()` and the five operations below; nothing else in the app talks
+Services call `backend()` and the operations below; nothing else in the app talks
 to the media server. With JANUS_URL unset the null backend answers, and meeting rooms
 say that media is not configured.
 
 The Janus implementation speaks the Janus HTTP API to the VideoRoom plugin: one
 short-lived Janus session per operation, so nothing here has to keep a session alive.
+
+SECURITY: a room's secret and pin, and every media token (the host's and each admitted
+person's), are derived here (HMAC under a key that is not in the database, one label per
+purpose) from the room number and the seat; no row holds one, so a dump of the database
+lets no one control or join a room. The media server needs the raw values, so they are
+computed whenever it or a browser is told them.
 """
 
 from __future__ import annotations
@@ -18,10 +24,13 @@ from typing import Any, Protocol
 import requests
 from django.conf import settings
 
+from meetings import sealing
+
 # VideoRoom error codes this module treats as "already so" (janus_videoroom.c).
 NO_SUCH_ROOM = 426
 ROOM_EXISTS = 427
 NO_SUCH_FEED = 428
+UNAUTHORIZED = 433  # a wrong room secret
 
 # Janus numbers travel through JavaScript: stay within 2**53 so the page gets them exact.
 _MAX_JS_INT = 2**52
@@ -57,8 +66,41 @@ def new_feed_id() -> int:
     return secrets.randbelow(_MAX_JS_INT) + 1
 
 
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
+_ROOM_SECRET = b"antechamber janus room secret v1"
+_ROOM_PIN = b"antechamber janus room pin v1"
+_MEDIA_TOKEN = b"antechamber janus media token v1"
+_HOST_TOKEN = b"antechamber janus host token v1"
+
+
+def room_secret(number: int) -> str:
+    """Controls the room on the media server (allowed list, kick, recording, destroy)."""
+    return sealing.keyed_digest(str(number), label=_ROOM_SECRET)
+
+
+def former_room_secrets(number: int) -> list[str]:
+    """The room's secret under each fallback key: what it was before a key change."""
+    return [
+        sealing.keyed_digest(str(number), label=_ROOM_SECRET, key=key)
+        for key in sealing.subkeys(_ROOM_SECRET)[1:]
+    ]
+
+
+def room_pin(number: int) -> str:
+    """Needed to join the room; goes only to admitted people's room pages."""
+    return sealing.keyed_digest(str(number), label=_ROOM_PIN)
+
+
+def media_token(number: int, *, entry_id: int, feed_id: int) -> str:
+    """One admitted person's token on the room's allowed list.
+
+    SECURITY: the publisher ID is drawn afresh at every admission, so a place issued
+    again gets a new token and the old one (taken off the list) never comes back.
+    """
+    return sealing.keyed_digest(f"{number}:{entry_id}:{feed_id}", label=_MEDIA_TOKEN)
+
+
+def host_token(number: int, *, feed_id: int) -> str:
+    return sealing.keyed_digest(f"{number}:{feed_id}", label=_HOST_TOKEN)
 
 
 class ConferenceBackend(Protocol):
@@ -71,6 +113,8 @@ class ConferenceBackend(Protocol):
     def remove_participant(self, room: Room, token: str, feed_id: int | None) -> None: ...
 
     def participants(self, room: Room) -> set[int]: ...
+
+    def recording_rooms(self) -> set[int]: ...
 
     def stop_recording(self, room: Room) -> None: ...
 
@@ -92,6 +136,9 @@ class NullBackend:
         return None
 
     def participants(self, room: Room) -> set[int]:
+        return set()
+
+    def recording_rooms(self) -> set[int]:
         return set()
 
     def stop_recording(self, room: Room) -> None:
@@ -194,6 +241,18 @@ class JanusBackend:
     def participants(self, room: Room) -> set[int]:
         data = self._videoroom({"request": "listparticipants", "room": room.number, "secret": room.secret})
         return {int(p["id"]) for p in data.get("participants", [])}
+
+    def recording_rooms(self) -> set[int]:
+        """The rooms the media server records now, whatever the rows say.
+
+        SECURITY: anyone holding a room secret can switch recording on (lock_record
+        only keeps participants from doing it), so the sync asks the server rather than
+        trusting the row. `list` with the admin_key is the one VideoRoom request that
+        shows a private room's `record` (Janus 1.1 has no per-room info request), so
+        one answer serves every room a periodic sync visits.
+        """
+        data = self._videoroom({"request": "list", "admin_key": self.admin_key})
+        return {int(r["room"]) for r in data.get("list", []) if r.get("record")}
 
     def stop_recording(self, room: Room) -> None:
         """A tightened level or a host's change: recording stops (never starts) mid-meeting."""

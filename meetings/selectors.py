@@ -264,12 +264,18 @@ def api_tokens_for_user(user: User) -> QuerySet[ApiToken]:
 
 
 def _open_room(meeting: Meeting) -> ConferenceRoom | None:
+    """The media room people may be told about now.
+
+    SECURITY: a cancelled or ended meeting's room is closed for its pages at once, from
+    the meeting's own row: not only once the media server has destroyed it.
+    """
     if not conference.backend().configured:
         return None
     return (
         ConferenceRoom.objects.select_related("meeting")
-        .filter(meeting_id=meeting.pk, closed_at=None)
+        .filter(meeting_id=meeting.pk, closed_at=None, meeting__ended_at=None)
         .exclude(opened_at=None)
+        .exclude(meeting__status=Meeting.Status.CANCELLED)
         .first()
     )
 
@@ -292,11 +298,11 @@ def media_for_entry(entry: LobbyEntry) -> dict[str, Any] | None:
     Callers have checked that this session holds the entry and that it is admitted.
     """
     room = _open_room(entry.meeting)
-    if room is None or not entry.media_token or entry.media_feed_id is None:
+    if room is None or entry.media_feed_id is None:
         return None
     return conference.browser_config(
         room=room_spec(room),
-        token=entry.media_token,
+        token=conference.media_token(room.number, entry_id=entry.pk, feed_id=entry.media_feed_id),
         feed_id=entry.media_feed_id,
         display=entry.display_name,
     )

@@ -59,9 +59,11 @@ def media_room_sync(meeting_id: int) -> None:
 def media_rooms_sync_open() -> int:
     """Periodic (celery beat): repair media rooms a failed or lost sync left behind."""
     meeting_ids = selectors.media_rooms_open()
+    # One answer from the media server about which rooms record, for every room below.
+    recording = media.media_rooms_recording() if meeting_ids else None
     for meeting_id in meeting_ids:
         try:
-            media.media_room_sync(meeting_id=meeting_id)
+            media.media_room_sync(meeting_id=meeting_id, recording=recording)
         except Exception:  # noqa: BLE001 - one room's media server trouble must not stop the rest
             logger.exception("media room sync failed", extra={"meeting": meeting_id})
     return len(meeting_ids)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from meetings import policy
+from meetings import conference, policy
 from meetings.models import ClassificationLevel, ConferenceRoom, LobbyEntry
 from meetings.services import booking, levels, lifecycle, lobby, media
 from tests.janus_server import JanusParticipant
@@ -36,11 +36,17 @@ def started_meeting(host, level_code: str, cloud_recording: bool = False, e2ee: 
     return meeting, ConferenceRoom.objects.get(meeting=meeting)
 
 
+def media_token_of(entry: LobbyEntry) -> str:
+    """The person's media token, as Antechamber derives it (it is stored nowhere)."""
+    room = ConferenceRoom.objects.get(meeting_id=entry.meeting_id)
+    return conference.media_token(room.number, entry_id=entry.pk, feed_id=entry.media_feed_id)
+
+
 def admitted(meeting, host, name: str) -> LobbyEntry:
     entered = lobby.lobby_enter(meeting=meeting, display_name=name, source=LobbyEntry.Source.PASSCODE)
     lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=host, host_has_second_factor=True)
     entered.entry.refresh_from_db()
-    assert entered.entry.media_token and entered.entry.media_feed_id
+    assert entered.entry.media_feed_id
     return entered.entry
 
 
@@ -100,7 +106,7 @@ def test_official_meeting_with_recording_on_gets_a_recording_room():
 def test_recording_cannot_be_switched_on_without_the_room_secret(janus, alice):
     meeting, room = started_meeting(alice, "secret")
     dana = admitted(meeting, alice, "Dana")
-    person, joined = join_as(janus, room, token=dana.media_token, feed=dana.media_feed_id, name="Dana")
+    person, joined = join_as(janus, room, token=media_token_of(dana), feed=dana.media_feed_id, name="Dana")
     try:
         assert joined.get("videoroom") == "joined", joined
         refused = person.request({"request": "enable_recording", "room": room.number, "record": True})
@@ -122,7 +128,7 @@ def test_recording_cannot_be_switched_on_without_the_room_secret(janus, alice):
 def test_rtp_forward_is_refused_without_the_admin_key_even_with_the_room_secret(janus, alice):
     meeting, room = started_meeting(alice, "secret")
     dana = admitted(meeting, alice, "Dana")
-    person, joined = join_as(janus, room, token=dana.media_token, feed=dana.media_feed_id, name="Dana")
+    person, joined = join_as(janus, room, token=media_token_of(dana), feed=dana.media_feed_id, name="Dana")
     try:
         assert joined.get("videoroom") == "joined", joined
         forward = {
@@ -157,9 +163,11 @@ def test_only_admitted_tokens_join_and_removal_takes_the_token_and_kicks(janus, 
     forged.close()
     assert refused.get("error_code") == UNAUTHORIZED, refused
 
-    dana_media, joined = join_as(janus, room, token=dana.media_token, feed=dana.media_feed_id, name="Dana")
+    dana_media, joined = join_as(
+        janus, room, token=media_token_of(dana), feed=dana.media_feed_id, name="Dana"
+    )
     erin_media, erin_joined = join_as(
-        janus, room, token=erin.media_token, feed=erin.media_feed_id, name="Erin"
+        janus, room, token=media_token_of(erin), feed=erin.media_feed_id, name="Erin"
     )
     try:
         assert joined.get("videoroom") == "joined" and erin_joined.get("videoroom") == "joined"
@@ -176,7 +184,9 @@ def test_only_admitted_tokens_join_and_removal_takes_the_token_and_kicks(janus, 
         lobby.lobby_remove(meeting=meeting, entry_id=erin.pk, actor=alice, host_has_second_factor=True)
         people = dana_media.request({"request": "listparticipants", "room": room.number})
         assert {p["id"] for p in people["participants"]} == {dana.media_feed_id}
-        again, refused = join_as(janus, room, token=erin.media_token, feed=erin.media_feed_id, name="Erin")
+        again, refused = join_as(
+            janus, room, token=media_token_of(erin), feed=erin.media_feed_id, name="Erin"
+        )
         again.close()
         assert refused.get("error_code") == UNAUTHORIZED, refused
     finally:
@@ -189,23 +199,25 @@ def test_denied_person_never_gets_a_token_and_lock_takes_unused_tokens(janus, al
     entered = lobby.lobby_enter(meeting=meeting, display_name="Frank", source=LobbyEntry.Source.PASSCODE)
     lobby.lobby_deny(meeting=meeting, entry_id=entered.entry.pk, actor=alice, host_has_second_factor=True)
     entered.entry.refresh_from_db()
-    assert entered.entry.media_token == ""
+    assert entered.entry.media_feed_id is None
 
     dana = admitted(meeting, alice, "Dana")
     gina = admitted(meeting, alice, "Gina")
-    dana_media, joined = join_as(janus, room, token=dana.media_token, feed=dana.media_feed_id, name="Dana")
+    dana_media, joined = join_as(
+        janus, room, token=media_token_of(dana), feed=dana.media_feed_id, name="Dana"
+    )
     try:
         assert joined.get("videoroom") == "joined"
         # Locked: Dana (in the room) stays; Gina (admitted, not yet in) cannot come in now.
         lifecycle.meeting_lock(meeting=meeting, actor=alice, host_has_second_factor=True)
-        late, refused = join_as(janus, room, token=gina.media_token, feed=gina.media_feed_id, name="Gina")
+        late, refused = join_as(janus, room, token=media_token_of(gina), feed=gina.media_feed_id, name="Gina")
         late.close()
         assert refused.get("error_code") == UNAUTHORIZED, refused
         people = dana_media.request({"request": "listparticipants", "room": room.number})
         assert {p["id"] for p in people["participants"]} == {dana.media_feed_id}
         # Unlocked: Gina's token is back.
         lifecycle.meeting_unlock(meeting=meeting, actor=alice, host_has_second_factor=True)
-        back, joined = join_as(janus, room, token=gina.media_token, feed=gina.media_feed_id, name="Gina")
+        back, joined = join_as(janus, room, token=media_token_of(gina), feed=gina.media_feed_id, name="Gina")
         back.close()
         assert joined.get("videoroom") == "joined", joined
     finally:
@@ -216,7 +228,7 @@ def test_someone_in_the_room_under_an_id_they_were_not_given_is_kicked_at_the_ne
     meeting, room = started_meeting(alice, "secret")
     dana = admitted(meeting, alice, "Dana")
     # Dana's page chooses a publisher ID of its own (tokens do not bind the ID).
-    rogue, joined = join_as(janus, room, token=dana.media_token, feed=777, name="Dana")
+    rogue, joined = join_as(janus, room, token=media_token_of(dana), feed=777, name="Dana")
     try:
         assert joined.get("videoroom") == "joined"
         media.media_room_sync(meeting_id=meeting.pk)
@@ -252,9 +264,9 @@ def test_room_page_hands_the_token_in_the_body_never_the_secret(janus, alice, cl
     body = response.content.decode()
     assert response.status_code == 200
     assert '<script id="media-config" type="application/json">' in body
-    assert entered.entry.media_token in body and room.pin in body
+    assert media_token_of(entered.entry) in body and room.pin in body
     assert room.secret not in body and janus.admin_key not in body
-    assert entered.entry.media_token not in url
+    assert media_token_of(entered.entry) not in url
     assert response["Cache-Control"].startswith("max-age=0") or "no-store" in response["Cache-Control"]
     assert "end-to-end encrypted" not in body.replace("not end-to-end encrypted", "")
 
@@ -297,7 +309,7 @@ def test_a_revocation_or_a_tightened_level_takes_the_token_and_kicks(janus, alic
     )
     lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=alice, host_has_second_factor=True)
     ann = LobbyEntry.objects.get(pk=entered.entry.pk)
-    ann_media, joined = join_as(janus, room, token=ann.media_token, feed=ann.media_feed_id, name="Ann")
+    ann_media, joined = join_as(janus, room, token=media_token_of(ann), feed=ann.media_feed_id, name="Ann")
     observer = JanusParticipant(janus.url)
     try:
         assert joined.get("videoroom") == "joined", joined
@@ -308,9 +320,204 @@ def test_a_revocation_or_a_tightened_level_takes_the_token_and_kicks(janus, alic
         assert LobbyEntry.objects.get(pk=ann.pk).status == LobbyEntry.Status.LEFT
         people = observer.request({"request": "listparticipants", "room": room.number, "secret": room.secret})
         assert ann.media_feed_id not in {p["id"] for p in people["participants"]}
-        again, refused = join_as(janus, room, token=ann.media_token, feed=ann.media_feed_id, name="Ann")
+        again, refused = join_as(janus, room, token=media_token_of(ann), feed=ann.media_feed_id, name="Ann")
         again.close()
         assert refused.get("error_code") == UNAUTHORIZED, refused
     finally:
         observer.close()
         ann_media.close()
+
+
+# --- Issue 21: the media server's credentials at rest, and media that outlives policy -------
+
+
+def test_room_secret_pin_and_media_tokens_work_on_janus_and_no_row_holds_one(janus, alice, settings):
+    from tests.helpers import assert_nowhere_in_database
+
+    meeting, room = started_meeting(alice, "secret")
+    dana = admitted(meeting, alice, "Dana")
+    room.refresh_from_db()
+    credentials = [room.secret, room.pin, room.host_token, media_token_of(dana)]
+    assert len(set(credentials)) == 4
+    # What Antechamber derives is what Janus was told: the pin and each token join, the
+    # secret controls the room, and a wrong secret does not.
+    dana_media, joined = join_as(janus, room, token=media_token_of(dana), feed=dana.media_feed_id)
+    host_media, host_joined = join_as(janus, room, token=room.host_token, feed=room.host_feed_id)
+    try:
+        assert joined.get("videoroom") == "joined", joined
+        assert host_joined.get("videoroom") == "joined", host_joined
+        control = {"request": "allowed", "room": room.number, "action": "remove", "allowed": ["none"]}
+        assert dana_media.request({**control, "secret": room.secret}).get("videoroom") == "success"
+        assert dana_media.request({**control, "secret": "x" * 64}).get("error_code") == UNAUTHORIZED
+    finally:
+        dana_media.close()
+        host_media.close()
+    # SECURITY: a copy of the database recreates none of them: they are keyed by a secret
+    # that is not in it (another key, other credentials for the same rows).
+    assert_nowhere_in_database(*credentials)
+    settings.SECRET_KEY = "another-key-" + "k" * 50
+    assert not {room.secret, room.pin, room.host_token, media_token_of(dana)} & set(credentials)
+
+
+def test_a_recording_switched_on_with_the_room_secret_is_stopped_by_the_sync(janus, alice):
+    from meetings import tasks
+    from meetings.models import AuditEvent
+
+    meeting, room = started_meeting(alice, "official-sensitive")
+    assert room.record is False and listed_room(janus, room)["record"] is False
+
+    def switch_on_out_of_band() -> None:
+        # Whoever holds the room secret switches recording on behind Antechamber's back.
+        outsider = JanusParticipant(janus.url)
+        try:
+            switched = outsider.request(
+                {"request": "enable_recording", "room": room.number, "secret": room.secret, "record": True}
+            )
+        finally:
+            outsider.close()
+        assert "error_code" not in switched, switched
+        assert listed_room(janus, room)["record"] is True
+
+    # The periodic sync (one list for every room), then the sync after any decision.
+    for sync in (tasks.media_rooms_sync_open, lambda: media.media_room_sync(meeting_id=meeting.pk)):
+        switch_on_out_of_band()
+        sync()
+        assert listed_room(janus, room)["record"] is False
+    room.refresh_from_db()
+    assert room.record is False
+    stopped = AuditEvent.objects.filter(
+        action="conference_recording_stopped", subject=meeting.title, detail={"found_on_media_server": True}
+    )
+    assert stopped.count() == 2
+
+
+def _bound_participant(client, meeting, host) -> LobbyEntry:
+    from meetings.authentication import lobby_secret_bind
+
+    entered = lobby.lobby_enter(meeting=meeting, display_name="Dana", source=LobbyEntry.Source.PASSCODE)
+    lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=host, host_has_second_factor=True)
+    session = client.session
+    lobby_secret_bind(session, entered.entry.pk, entered.secret)
+    session.save()
+    entered.entry.refresh_from_db()
+    return entered.entry
+
+
+@pytest.mark.parametrize("closed_by", ["cancel", "end"])
+def test_cancelling_or_ending_a_started_meeting_closes_its_room_and_pages_at_once(
+    janus, alice, client, monkeypatch, closed_by
+):
+    from meetings.services import outbox
+
+    meeting, room = started_meeting(alice, "official")
+    dana = _bound_participant(client, meeting, alice)
+    token = media_token_of(dana)
+    assert token in client.get(f"/join/{dana.pk}/room/").content.decode()
+    # No worker gets to any queued task: only what the cancel itself does happens now.
+    queued: list[str] = []
+    monkeypatch.setattr(outbox, "dispatch", lambda name, *args: queued.append(name))
+
+    if closed_by == "cancel":
+        booking.meeting_cancel(meeting=meeting, actor=alice, host_has_second_factor=True)
+    else:
+        lifecycle.meeting_end(meeting=meeting, actor=alice, host_has_second_factor=True)
+
+    assert not exists(janus, room)
+    room.refresh_from_db()
+    assert room.closed_at is not None
+    page = client.get(f"/join/{dana.pk}/room/")
+    assert page.status_code == 302 and page["Location"] == f"/join/{dana.pk}/"
+    waiting = client.get(page["Location"]).content.decode()
+    assert token not in waiting and room.pin not in waiting
+    assert client.get(f"/join/{dana.pk}/room/people/").status_code == 404
+    assert client.get(f"/join/{dana.pk}/status/").json()["meeting_ended"] is True
+
+
+def test_a_cancelled_meetings_media_config_and_key_relay_go_even_while_janus_is_unreachable(
+    janus, alice, client, settings
+):
+    from meetings import selectors
+    from tests import real_services as real
+
+    meeting, room = started_meeting(alice, "official", e2ee=True)
+    dana = _bound_participant(client, meeting, alice)
+    relay = f"/join/{dana.pk}/room/e2ee/"
+    assert client.get(relay).status_code == 200
+    settings.JANUS_URL = f"http://127.0.0.1:{real.free_port()}/janus"  # nothing listens there
+
+    booking.meeting_cancel(meeting=meeting, actor=alice, host_has_second_factor=True)
+
+    room.refresh_from_db()
+    assert room.closed_at is None  # the media server has not been told yet
+    dana.refresh_from_db()
+    assert selectors.media_for_entry(dana) is None
+    assert selectors.media_for_host(meeting, "Alice") is None
+    assert client.get(relay).status_code == 404
+    assert client.get(f"/join/{dana.pk}/room/").status_code == 302
+
+
+def test_migration_0017_ends_rooms_opened_under_stored_secrets_and_the_sync_recreates_them(janus, alice):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from meetings import conference
+
+    meeting, room = started_meeting(alice, "official")
+    dana = admitted(meeting, alice, "Dana")
+    this = ("meetings", "0017_media_credentials_derived")
+    executor = MigrationExecutor(connection)
+    before = list(executor.loader.graph.node_map[this].parents)
+    leaves = executor.loader.graph.leaf_nodes()
+    # The room as a release before 0017 left it: open on Janus under the secret, pin and
+    # tokens its rows held in clear.
+    backend = conference.backend()
+    backend.end_room(conference.Room(number=room.number, secret=room.secret, pin=room.pin))
+    stored = conference.Room(number=room.number, secret="stored-secret-" + "s" * 30, pin="stored-pin")
+    backend.create_room(stored)
+    backend.admit_participant(stored, "stored-dana-token")
+    executor.migrate([p.key for p in before])
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE meetings_conferenceroom SET secret = %s, pin = %s, host_token = %s WHERE id = %s",
+                [stored.secret, stored.pin, "stored-host-token", room.pk],
+            )
+            cursor.execute(
+                "UPDATE meetings_lobbyentry SET media_token = %s WHERE id = %s",
+                ["stored-dana-token", dana.pk],
+            )
+    finally:
+        MigrationExecutor(connection).migrate(leaves)
+
+    assert not exists(janus, room)  # destroyed with the secret its row held
+    moved = ConferenceRoom.objects.get(pk=room.pk)
+    assert moved.number != room.number and moved.opened_at is None
+    media.media_room_sync(meeting_id=meeting.pk)
+    moved.refresh_from_db()
+    assert moved.opened_at is not None and exists(janus, moved)
+    dana_media, joined = join_as(janus, moved, token=media_token_of(dana), feed=dana.media_feed_id)
+    dana_media.close()
+    assert joined.get("videoroom") == "joined", joined
+
+
+def test_after_a_key_change_the_sync_ends_the_room_under_the_old_key_and_makes_it_again(
+    janus, alice, settings
+):
+    from meetings.models import AuditEvent
+
+    meeting, room = started_meeting(alice, "official")
+    dana = admitted(meeting, alice, "Dana")
+    old_secret = room.secret
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "the-new-key-" + "n" * 50
+    assert room.secret != old_secret
+
+    media.media_room_sync(meeting_id=meeting.pk)
+
+    assert not exists(janus, room)  # not left running under a secret no one derives now
+    again = ConferenceRoom.objects.get(pk=room.pk)
+    assert again.number != room.number and exists(janus, again)
+    dana_media, joined = join_as(janus, again, token=media_token_of(dana), feed=dana.media_feed_id)
+    dana_media.close()
+    assert joined.get("videoroom") == "joined", joined
+    assert AuditEvent.objects.filter(action="conference_room_rekeyed", subject=meeting.title).exists()

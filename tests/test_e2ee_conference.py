@@ -12,7 +12,7 @@ from meetings import selectors
 from meetings.models import AuditEvent, ClassificationLevel, ConferenceRoom
 from meetings.services import levels
 from tests.janus_server import JanusParticipant
-from tests.test_conference import admitted, join_as, listed_room, started_meeting
+from tests.test_conference import admitted, join_as, listed_room, media_token_of, started_meeting
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -78,7 +78,7 @@ def test_an_e2ee_meetings_room_requires_e2ee_and_a_plain_one_does_not(janus, ali
 def test_janus_refuses_plain_media_from_an_admitted_participant_of_an_e2ee_room(janus, alice):
     meeting, room = started_meeting(alice, "secret")
     dana = admitted(meeting, alice, "Dana")
-    person, joined = join_as(janus, room, token=dana.media_token, feed=dana.media_feed_id, name="Dana")
+    person, joined = join_as(janus, room, token=media_token_of(dana), feed=dana.media_feed_id, name="Dana")
     try:
         assert joined.get("videoroom") == "joined", joined
         refused = publish_plain(janus, person)
@@ -102,7 +102,7 @@ def test_requiring_e2ee_makes_an_open_room_encrypted_and_keeps_admitted_people_i
     assert listed_room(janus, room)["require_e2ee"] is True
     assert AuditEvent.objects.filter(action="conference_room_e2ee_enforced").count() == 1
     # Dana's token was put back on the new room's list: her page can rejoin.
-    person, joined = join_as(janus, room, token=dana.media_token, feed=dana.media_feed_id, name="Dana")
+    person, joined = join_as(janus, room, token=media_token_of(dana), feed=dana.media_feed_id, name="Dana")
     try:
         assert joined.get("videoroom") == "joined", joined
         assert publish_plain(janus, person).get("error_code") == UNAUTHORIZED

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 
+from meetings import conference
 from meetings.credentials import format_meeting_id
 from meetings.policy import MAX_DURATION_MINUTES, PASSCODE_FLOOR_BITS
 
@@ -197,12 +198,11 @@ class LobbyEntry(models.Model):
     second_factor = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
-    # Media: minted at admission. SECURITY: stored as the media server needs it (it is
-    # put on the room's allowed list), rendered only into this person's own room page,
-    # and kept after they leave so that every sync can take it off the list again.
-    media_token = models.CharField(max_length=64, blank=True)
-    # The publisher ID this person joins the media room under; anyone in the room under
-    # another ID is kicked.
+    # Media: drawn afresh at each admission (None: never admitted). The publisher ID this
+    # person joins the media room under (anyone in the room under another ID is kicked),
+    # and with the room number what their media token is derived from
+    # (conference.media_token: SECURITY: the token itself is never stored). Kept after
+    # they leave so that every sync can take their token off the list again.
     media_feed_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
@@ -220,19 +220,18 @@ class ConferenceRoom(models.Model):
 
     SECURITY: `secret` controls the room on the media server (allowed list, kick,
     recording, destroy) and never leaves the server. `pin` is needed to join; it goes
-    only to admitted people's room pages, alongside each one's own token.
+    only to admitted people's room pages, alongside each one's own token. Both, and the
+    host's token, are derived from the room number under a key that is not in the
+    database (meetings.conference): no column holds any of them.
     """
 
     meeting = models.OneToOneField(Meeting, on_delete=models.CASCADE, related_name="conference_room")
     number = models.BigIntegerField(unique=True)
-    secret = models.CharField(max_length=64)
-    pin = models.CharField(max_length=64)
     # Decided by policy.conference_recording when the room is made; the media server
     # refuses any later change without the secret (lock_record).
     record = models.BooleanField(default=False)
     # Created with require_e2ee on the media server: every publisher must encrypt.
     e2ee = models.BooleanField(default=False)
-    host_token = models.CharField(max_length=64)
     host_feed_id = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
     # When the media server confirmed the room, and when it was destroyed.
@@ -244,6 +243,18 @@ class ConferenceRoom(models.Model):
 
     def __str__(self) -> str:
         return f"room for meeting {self.meeting_id}"
+
+    @property
+    def secret(self) -> str:
+        return conference.room_secret(self.number)
+
+    @property
+    def pin(self) -> str:
+        return conference.room_pin(self.number)
+
+    @property
+    def host_token(self) -> str:
+        return conference.host_token(self.number, feed_id=self.host_feed_id)
 
 
 class Invitation(models.Model):

@@ -337,7 +337,7 @@ def meeting_cancel(*, meeting: Meeting, actor: User, host_has_second_factor: boo
             reason="The host cancelled this meeting.",
         )
         audit_record(action="meeting_cancelled", actor=actor, meeting=meeting, subject=meeting.title)
-        media.media_sync_on_commit(meeting.pk)
+        media.media_room_close(meeting)
     return meeting
 
 

@@ -54,9 +54,13 @@ class Seat:
 
 
 def _room_of(meeting: Meeting) -> ConferenceRoom | None:
+    # SECURITY: a cancelled or ended meeting's relay closes with its row, not at the sync.
     return (
-        ConferenceRoom.objects.filter(meeting_id=meeting.pk, closed_at=None, e2ee=True)
+        ConferenceRoom.objects.filter(
+            meeting_id=meeting.pk, closed_at=None, e2ee=True, meeting__ended_at=None
+        )
         .exclude(opened_at=None)
+        .exclude(meeting__status=Meeting.Status.CANCELLED)
         .first()
     )
 

@@ -105,5 +105,5 @@ def meeting_end(*, meeting: Meeting, actor: User, host_has_second_factor: bool) 
                 detail={"moved": moved},
             )
         # The media room is destroyed after commit.
-        media.media_sync_on_commit(meeting.pk)
+        media.media_room_close(meeting)
     return meeting

@@ -225,7 +225,7 @@ def _my_entry(request: HttpRequest, entry_id: int) -> LobbyEntry:
 
 def _entry_state(entry: LobbyEntry) -> dict[str, Any]:
     meeting = entry.meeting
-    in_room = entry.status == LobbyEntry.Status.ADMITTED and meeting.is_started
+    in_room = entry.status == LobbyEntry.Status.ADMITTED and meeting.is_started and not meeting.is_cancelled
     return {
         "status": entry.status,
         "meeting_started": meeting.is_started,
