@@ -12,11 +12,13 @@ class MeetingsConfig(AppConfig):
         from axes.signals import user_locked_out
         from two_factor.signals import user_verified
 
-        from meetings import receivers
+        from meetings import receivers, sealed_fields
         from meetings import tasks as _registered  # noqa: F401 - services queue tasks by name
         from meetings.logging import configure_structlog
 
         configure_structlog()
+        # SECURITY: django-otp's TOTP seed sealed and its backup codes digested at rest.
+        sealed_fields.install()
         user_locked_out.connect(receivers.on_user_locked_out, dispatch_uid="audit-locked-out")
         user_verified.connect(receivers.on_user_verified, dispatch_uid="audit-second-factor")
 

@@ -10,6 +10,7 @@ from django.db.models.functions import Lower
 from meetings import conference
 from meetings.credentials import format_meeting_id
 from meetings.policy import MAX_DURATION_MINUTES, PASSCODE_FLOOR_BITS
+from meetings.sealed_fields import DialInCodeField
 
 
 class ClassificationLevel(models.Model):
@@ -92,7 +93,8 @@ class Meeting(models.Model):
     passcode_hash = models.CharField(max_length=256)
     passcode_bits = models.PositiveSmallIntegerField()
     passcode_rotated_at = models.DateTimeField()
-    dial_in_code = models.CharField(max_length=16, blank=True)
+    # Sealed at rest, bound to the meeting ID; reads as the code (meetings/sealed_fields.py).
+    dial_in_code = DialInCodeField(max_length=100, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.SCHEDULED)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     # Raised on every change invitees must hear of (the ICS SEQUENCE).

@@ -127,6 +127,9 @@ class OutboundMessage(models.Model):
     # The one-time join link, sealed (meetings/sealing.py) until sent, then erased; the
     # bodies hold sealing.LINK_PLACEHOLDER in its place.
     sealed_link = models.TextField(blank=True)
+    # The meeting's dial-in code, sealed beside the link the same way (bodies hold
+    # sealing.DIAL_IN_PLACEHOLDER), erased with it when sent.
+    sealed_dial_in_code = models.TextField(blank=True)
     message_id = models.CharField(max_length=200, unique=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
