@@ -5,7 +5,7 @@ any reusable secret.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parseaddr
 from typing import Any
@@ -17,7 +17,7 @@ from django.template.loader import render_to_string
 from django.utils import dateformat, timezone
 from icalendar import Calendar, Event, vCalAddress, vText
 
-from meetings import policy
+from meetings import policy, sealing
 from meetings.models import ClassificationLevel, Meeting, OutboundMessage
 
 
@@ -28,6 +28,9 @@ class Message:
     html: str = ""
     ics_method: str = ""
     ics_text: str = ""
+    # The dial-in code the bodies name by sealing.DIAL_IN_PLACEHOLDER: the outbox row holds
+    # it sealed (meetings/services/outbox.py), and sending puts it in.
+    dial_in_code: str = field(default="", repr=False)
 
 
 def _render(template: str, context: dict[str, object]) -> tuple[str, str]:
@@ -227,7 +230,8 @@ def invitation(
     """The invitation (or its update). `link_url` is the personal one-time link, or None when
     the invitee already spent theirs; `changes` is the diff an update reports.
 
-    SECURITY: never the passcode; the dial-in code only as text where dial-in is on; the
+    SECURITY: never the passcode; the dial-in code only as text where dial-in is on (and
+    in the stored bodies only as sealing.DIAL_IN_PLACEHOLDER: the outbox seals it); the
     link in the calendar entry only where the level's `link_in_calendar` allows it
     (calendars are synced and shared more widely than a mailbox).
     """
@@ -246,6 +250,7 @@ def invitations(
     in the calendar entry's ATTENDEE (the personal link goes in later, in place of
     sealing.LINK_PLACEHOLDER, when the link is given as that placeholder)."""
     level = meeting.classification
+    dial_in_code = meeting.dial_in_code if meeting.dial_in else ""
     context = {
         "meeting": meeting,
         "level": level,
@@ -254,7 +259,8 @@ def invitations(
         "update": update,
         "changes": changed(meeting=meeting, changes=changes or {}) if update else [],
         "dial_in_number": settings.ANTECHAMBER_DIAL_IN_NUMBER if meeting.dial_in else "",
-        "dial_in_code": meeting.dial_in_code if meeting.dial_in else "",
+        # SECURITY: never the code itself in a body that is stored.
+        "dial_in_code": sealing.DIAL_IN_PLACEHOLDER if dial_in_code else "",
         "when": _meeting_when(meeting),
     }
     text, html = _render("invitation", context)
@@ -263,7 +269,9 @@ def invitations(
     subject = f"[{level.name}] {verb}: {meeting.title}"
     calendars = _calendars(meeting=meeting, attendees=emails, method="REQUEST", description=description)
     return [
-        Message(subject=subject, text=text, html=html, ics_method="REQUEST", ics_text=ics)
+        Message(
+            subject=subject, text=text, html=html, ics_method="REQUEST", ics_text=ics, dial_in_code=dial_in_code
+        )
         for ics in calendars
     ]
 

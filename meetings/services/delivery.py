@@ -18,6 +18,8 @@ from meetings import emails, sealing
 from meetings.models import OutboundMessage
 
 OUTBOX_MAX_ATTEMPTS = 8
+# What a row holds sealed until it is sent, or can no longer be: erased together.
+_ERASED = {"sealed_link": "", "sealed_dial_in_code": ""}
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,10 @@ class _Batch:
         return result
 
     def record_sent(self) -> None:
-        """Sent, and the sealed link erased, for the rows sent since the last call."""
+        """Sent, and the sealed link and code erased, for the rows sent since the last call."""
         if self.sent:
             OutboundMessage.objects.filter(pk__in=self.sent).update(
-                status=OutboundMessage.Status.SENT, sent_at=timezone.now(), last_error="", sealed_link=""
+                status=OutboundMessage.Status.SENT, sent_at=timezone.now(), last_error="", **_ERASED
             )
             self.sent = []
 
@@ -193,13 +195,13 @@ def _release(rows: list[OutboundMessage]) -> None:
 def _send_claimed(row: OutboundMessage, connection: BaseEmailBackend) -> SendResult:
     """Send a row this caller has claimed, over `connection`, and record a failure (the
     caller records success, for many rows at once)."""
-    if row.sealed_link:
+    if row.sealed_link or row.sealed_dial_in_code:
         try:
-            _open_link(row)
+            _open_sealed(row)
         except sealing.Unsealable as exc:
             # Nothing to retry: the key that sealed it is gone. The host can resend.
             OutboundMessage.objects.filter(pk=row.pk).update(
-                status=OutboundMessage.Status.FAILED, last_error=str(exc), sealed_link="", claimed_at=None
+                status=OutboundMessage.Status.FAILED, last_error=str(exc), claimed_at=None, **_ERASED
             )
             return SendResult(sent=False)
     email = emails.build_email(row)
@@ -214,7 +216,7 @@ def _send_claimed(row: OutboundMessage, connection: BaseEmailBackend) -> SendRes
         final = row.attempts >= OUTBOX_MAX_ATTEMPTS
         OutboundMessage.objects.filter(pk=row.pk, status=OutboundMessage.Status.SENDING).update(
             status=OutboundMessage.Status.FAILED if final else OutboundMessage.Status.PENDING,
-            **({"sealed_link": ""} if final else {}),
+            **(_ERASED if final else {}),
             last_error=f"{type(exc).__name__}: {exc}"[:2000],
             next_attempt_at=timezone.now() + timedelta(seconds=delay),
             claimed_at=None,
@@ -223,13 +225,20 @@ def _send_claimed(row: OutboundMessage, connection: BaseEmailBackend) -> SendRes
     return SendResult(sent=True)
 
 
-def _open_link(row: OutboundMessage) -> None:
-    """Put the row's sealed join link into its bodies, in memory only: the stored row keeps
-    the placeholder, and sending erases the sealed link."""
-    link = sealing.unseal(row.sealed_link, row_id=row.message_id)
-    row.body_text = sealing.put_link(row.body_text, link)
-    row.body_html = sealing.put_link(row.body_html, link)
-    row.ics_text = sealing.put_link_in_calendar(row.ics_text, link)
+def _open_sealed(row: OutboundMessage) -> None:
+    """Put the row's sealed join link and dial-in code into its bodies, in memory only: the
+    stored row keeps the placeholders, and sending erases what was sealed."""
+    if row.sealed_link:
+        link = sealing.unseal(row.sealed_link, row_id=row.message_id)
+        row.body_text = sealing.put_link(row.body_text, link)
+        row.body_html = sealing.put_link(row.body_html, link)
+        row.ics_text = sealing.put_link_in_calendar(row.ics_text, link)
+    if row.sealed_dial_in_code:
+        code = sealing.unseal(row.sealed_dial_in_code, row_id=row.message_id, label=sealing.OUTBOX_DIAL_IN_LABEL)
+        placeholder = sealing.DIAL_IN_PLACEHOLDER
+        row.body_text = row.body_text.replace(placeholder, code)
+        row.body_html = row.body_html.replace(placeholder, code)
+        row.ics_text = sealing.put_in_calendar(row.ics_text, placeholder, code)
 
 
 def outbox_release_stale_claims() -> int:

@@ -45,7 +45,8 @@ def outbox_row(
     link: str | None = None,
 ) -> OutboundMessage:
     """A message row. `link`: the one-time join link the bodies name by
-    sealing.LINK_PLACEHOLDER; it is stored only sealed (see meetings/sealing.py)."""
+    sealing.LINK_PLACEHOLDER; it is stored only sealed (see meetings/sealing.py), and so
+    is the message's dial-in code (named by sealing.DIAL_IN_PLACEHOLDER)."""
     domain = settings.SITE_URL.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0] or "localhost"
     message_id = make_msgid(idstring=kind, domain=domain)
     return OutboundMessage(
@@ -60,6 +61,11 @@ def outbox_row(
         ics_text=message.ics_text,
         message_id=message_id,
         sealed_link=sealing.seal(link, row_id=message_id) if link is not None else "",
+        sealed_dial_in_code=(
+            sealing.seal(message.dial_in_code, row_id=message_id, label=sealing.OUTBOX_DIAL_IN_LABEL)
+            if message.dial_in_code
+            else ""
+        ),
         next_attempt_at=timezone.now(),
     )
 
