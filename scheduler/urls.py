@@ -6,10 +6,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from two_factor import views as two_factor_views
 
 from meetings.urls import api_urlpatterns
-from meetings.views import accounts
+from meetings.views import accounts, second_factor
 
 # django-two-factor-auth's views, under /accounts/ and in its own namespace. Setup is
-# our subclass, which cycles the session key once the new device is verified.
+# our subclass, which cycles the session key once the new device is verified; backup codes
+# are shown once, when made (meetings/views/second_factor.py).
 two_factor_urlpatterns = [
     path("accounts/login/", two_factor_views.LoginView.as_view(), name="login"),
     path("accounts/two_factor/setup/", accounts.SecondFactorSetupView.as_view(), name="setup"),
@@ -21,7 +22,7 @@ two_factor_urlpatterns = [
     ),
     path(
         "accounts/two_factor/backup/tokens/",
-        two_factor_views.BackupTokensView.as_view(),
+        second_factor.BackupCodesView.as_view(),
         name="backup_tokens",
     ),
     path("accounts/two_factor/", two_factor_views.ProfileView.as_view(), name="profile"),
