@@ -6,6 +6,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest, StreamingHttpResponse
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from meetings.authentication import signed_in_user
 from meetings.models import ApiToken, AuditEvent, ClassificationLevel, Meeting, OutboundMessage
@@ -183,10 +185,50 @@ class AuditEventAdmin(ReadOnlyAdmin):
 class OutboundMessageAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "to_email", "status", "attempts", "created_at", "sent_at")
     list_filter = ("status", "kind")
-    exclude = ("body_text", "body_html", "ics_text")
+    exclude = ("body_text", "body_html", "ics_text", "sealed_link", "sealed_dial_in_code")
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(ReadOnlyAdmin):
     list_display = ("prefix", "user", "label", "created_at", "last_used_at", "revoked_at")
     exclude = ("key_hash",)
+
+
+class SecondFactorDeviceAdmin(admin.ModelAdmin):
+    """A person's authenticator or backup codes, in place of django-otp's admin.
+
+    SECURITY: django-otp's TOTP admin shows the seed (on the add form, and on every
+    device unless OTP_ADMIN_HIDE_SENSITIVE_DATA) with a QR code of it, and lets staff set
+    a seed or a backup code of their choosing, so gain anyone's second factor. Here staff
+    see who has which device and when it was used; they cannot add or change one, only
+    delete it (someone who lost their phone then enrols again). There are no QR views.
+    """
+
+    list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
+    list_filter = ("confirmed",)
+    search_fields = ("user__username", "user__email")
+    fields = (
+        "user",
+        "name",
+        "confirmed",
+        "created_at",
+        "last_used_at",
+        "throttling_failure_timestamp",
+        "throttling_failure_count",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("user")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+for _device_model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_device_model):  # django-otp's, registered before ours
+        admin.site.unregister(_device_model)
+    admin.site.register(_device_model, SecondFactorDeviceAdmin)
