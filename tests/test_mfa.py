@@ -1,6 +1,6 @@
 """Second factors: the sign-in wizard, enrolment, the admin, the policy API and booking."""
 
-from base64 import b32decode
+from base64 import b32decode, b32encode
 
 import pytest
 from django.test import Client
@@ -8,7 +8,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from meetings.models import AuditEvent, Meeting
-from tests.helpers import login_password_step, login_token_step, totp_now
+from tests.helpers import database_text, login_password_step, login_token_step, totp_now
 from tests.test_views import form_data
 
 pytestmark = pytest.mark.django_db
@@ -115,11 +115,86 @@ def test_a_session_without_the_existing_device_cannot_enrol_another(alice, alice
     assert TOTPDevice.objects.filter(user=alice).count() == 1
 
 
-def test_backup_codes_can_be_generated_once_verified(alice_web_verified):
+def _secrets_stored(*secrets: str) -> list[str]:
+    """Those of `secrets` in any row of any table, or in any stored session's data."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    text = database_text() + "\n".join(
+        repr(store().decode(row.session_data)) for row in store.get_model_class().objects.all()
+    )
+    return [secret for secret in secrets if secret in text or secret.lower() in text.lower()]
+
+
+def _backup_step(client: Client, code: str):
+    """From the token step (after the password step), a backup code instead."""
+    client.post("/accounts/login/", {"login_view-current_step": "token", "wizard_goto_step": "backup"})
+    return client.post("/accounts/login/", {"login_view-current_step": "backup", "backup-otp_token": code})
+
+
+def test_backup_codes_are_shown_once_stored_as_digests_and_sign_in_once_each(
+    alice_device, alice_web_verified, password
+):
     response = alice_web_verified.post("/accounts/two_factor/backup/tokens/")
-    assert response.status_code == 302
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    codes = response.context["new_codes"]
+    assert len(set(codes)) == 10 and all(code.encode() in response.content for code in codes)
+    # SECURITY: shown in the response that made them, and never again.
     page = alice_web_verified.get("/accounts/two_factor/backup/tokens/")
-    assert len(page.context["device"].token_set.all()) == 10
+    assert page.status_code == 200 and b"10 unused backup codes" in page.content
+    assert not [code for code in codes if code.encode() in page.content]
+    assert _secrets_stored(*codes) == []
+
+    client = Client()
+    login_password_step(client, "alice", password)
+    assert _backup_step(client, codes[0].upper()).status_code == 302  # typed in capitals too
+    assert _verified(client)
+    again = Client()
+    login_password_step(again, "alice", password)
+    assert _backup_step(again, codes[0]).status_code == 200  # spent
+    assert "_auth_user_id" not in again.session
+    from django_otp.plugins.otp_static.models import StaticToken
+
+    stored = list(StaticToken.objects.values_list("token", flat=True))
+    assert len(stored) == 9
+    assert _backup_step(again, stored[0]).status_code == 200  # a digest is not a code
+    assert "_auth_user_id" not in again.session
+
+
+def test_backup_codes_made_before_a_key_rotation_still_sign_in(alice_device, alice_web_verified, password, settings):
+    codes = alice_web_verified.post("/accounts/two_factor/backup/tokens/").context["new_codes"]
+    old_key = settings.SECRET_KEY
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "rotated-" + "k" * 50, [old_key]
+    client = Client()
+    login_password_step(client, "alice", password)
+    assert _backup_step(client, codes[3]).status_code == 302 and _verified(client)
+
+
+def test_an_enrolled_seed_is_stored_sealed_and_signs_in(alice, password):
+    client = Client()
+    client.force_login(alice)
+    client.get("/accounts/two_factor/setup/")
+    client.post("/accounts/two_factor/setup/", {"second_factor_setup_view-current_step": "welcome"})
+    b32_secret = client.session["django_two_factor-qr_secret_key"]
+    secret = b32decode(b32_secret)
+    response = client.post(
+        "/accounts/two_factor/setup/",
+        {"second_factor_setup_view-current_step": "generator", "generator-token": f"{totp(secret):06d}"},
+    )
+    assert response.status_code == 302
+    device = TOTPDevice.objects.get(user=alice)
+    assert device.bin_key == secret  # read through the sealed field
+    # SECURITY: neither spelling of the seed in any row, nor in the session, after enrolment.
+    assert _secrets_stored(secret.hex(), b32_secret, b32_secret.rstrip("=")) == []
+    assert client.get("/accounts/two_factor/qrcode/").status_code == 404  # not shown again
+
+    signing_in = Client()
+    login_password_step(signing_in, "alice", password)
+    later = totp(secret, t0=-30)  # the next step's code: the enrolment spent this one
+    assert login_token_step(signing_in, f"{later:06d}").status_code == 302
+    assert _verified(signing_in)
 
 
 def test_repeated_wrong_passwords_lock_sign_in_even_with_the_right_one(alice, password, settings):
@@ -165,6 +240,37 @@ def test_staff_who_passed_a_second_factor_reach_the_admin(carol, carol_device, p
     login_token_step(client, totp_now(carol_device))
     assert client.get("/admin/").status_code == 200
     assert client.get("/admin/meetings/auditevent/").status_code == 200
+
+
+def test_the_admin_shows_staff_no_seed_no_qr_code_and_no_backup_code(
+    carol, carol_device, alice, alice_web_verified, password
+):
+    codes = alice_web_verified.post("/accounts/two_factor/backup/tokens/").context["new_codes"]
+    from django.contrib.auth.models import Permission
+
+    carol.user_permissions.set(  # all a staff member can be given on devices
+        Permission.objects.filter(content_type__app_label__in=["otp_totp", "otp_static"])
+    )
+    device = TOTPDevice.objects.get(user=alice)
+    seed = device.key
+    b32_seed = b32encode(device.bin_key).decode()
+    client = Client()
+    login_password_step(client, "carol", password)
+    login_token_step(client, totp_now(carol_device))
+    listing = client.get("/admin/otp_totp/totpdevice/")
+    page = client.get(f"/admin/otp_totp/totpdevice/{device.pk}/change/")
+    assert listing.status_code == page.status_code == 200 and b"alice" in page.content
+    static = client.get(f"/admin/otp_static/staticdevice/{alice.staticdevice_set.get().pk}/change/")
+    assert static.status_code == 200
+    shown = listing.content + page.content + static.content
+    for secret in (seed, b32_seed, b32_seed.rstrip("="), *codes):
+        assert secret.encode() not in shown
+    assert b"qrcode" not in shown.lower() and b"otpauth" not in shown
+    for view in ("config", "qrcode"):  # django-otp's QR pages are gone
+        response = client.get(f"/admin/otp_totp/totpdevice/{device.pk}/{view}/", follow=True)
+        assert seed.encode() not in response.content
+        assert not response["Content-Type"].startswith("image/")
+    assert client.get("/admin/otp_totp/totpdevice/add/").status_code == 403  # nobody sets a seed
 
 
 def test_policy_api_refuses_a_staff_session_without_a_second_factor(carol, carol_device, password):
