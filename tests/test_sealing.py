@@ -5,6 +5,7 @@ import re
 
 import pytest
 from django.core import mail
+from django.db import transaction
 
 from meetings import sealing
 from meetings.models import OutboundMessage
@@ -85,3 +86,188 @@ def test_a_long_link_is_placed_whole_in_the_folded_calendar(alice_api, settings)
     assert f"{settings.SITE_URL}/j/{token}/" in description
     raw = part(message, "text/calendar")
     assert all(len(line.encode()) <= 75 for line in raw.splitlines())
+
+
+# --- Second factors and dial-in codes at rest --------------------------------------------
+
+DIAL_IN_RE = re.compile(r"conference code (\d{10})")
+
+
+def _stored(*secrets: str) -> list[str]:
+    """Those of `secrets` (short ones too: a backup code, a dial-in code) in any row of any table."""
+    text = database_text()
+    return [secret for secret in secrets if secret in text]
+
+
+def test_no_dial_in_code_is_in_the_database_before_or_after_the_mail_that_carries_it(
+    alice_api, alice_web_verified, settings
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    response = alice_api.post(
+        "/api/v1/meetings/", booking_body(dial_in=True, invitees=["ann@example.org"]), format="json"
+    )
+    assert response.status_code == 201, response.content
+    code = response.json()["dial_in_code"]  # the host is shown it
+    assert code.isdigit() and len(code) == 10
+    [row] = OutboundMessage.objects.filter(kind="invitation")
+    assert row.sealed_dial_in_code and sealing.DIAL_IN_PLACEHOLDER in row.body_text
+    assert _stored(code) == [], "the dial-in code is stored in the clear before sending"
+
+    page = alice_web_verified.get(f"/meetings/{response.json()['id']}/")
+    assert code.encode() in page.content and b"tel:" not in page.content  # opened where shown
+
+    assert delivery.outbox_send(message_id=row.pk).sent
+    [message] = sent()
+    text, html = part(message, "text/plain"), part(message, "text/html")
+    description = str(calendar(message).walk("VEVENT")[0]["DESCRIPTION"])
+    assert DIAL_IN_RE.findall(text) == [code] and f"<strong>{code}</strong>" in html
+    assert f"conference code {code}" in description
+    raw = message.as_string()
+    assert sealing.DIAL_IN_PLACEHOLDER not in raw and "tel:" not in raw
+    assert _stored(code) == [], "the dial-in code is stored in the clear after sending"
+    row.refresh_from_db()
+    assert row.sealed_dial_in_code == "" and sealing.DIAL_IN_PLACEHOLDER in row.body_text
+
+
+def test_a_sealed_dial_in_code_moved_to_another_meeting_does_not_open(meeting_factory):
+    from meetings.models import Meeting
+
+    first = meeting_factory(dial_in=True).meeting
+    second = meeting_factory(dial_in=True).meeting
+    code = Meeting.objects.get(pk=first.pk).dial_in_code
+    stored = Meeting.objects.filter(pk=first.pk).values_list("dial_in_code", flat=True).get()
+    assert stored.startswith("sealed:") and code not in stored
+    Meeting.objects.filter(pk=second.pk).update(dial_in_code=stored)  # a copy of the sealed value
+    moved = Meeting.objects.get(pk=second.pk)
+    assert moved.dial_in_code == ""  # no code, rather than another meeting's
+    moved.save()  # and the row keeps what it holds
+    assert Meeting.objects.filter(pk=second.pk).values_list("dial_in_code", flat=True).get() == stored
+
+
+def test_a_plain_secret_is_refused_on_every_way_to_the_database(alice, meeting_factory):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from meetings.models import Meeting
+
+    meeting = meeting_factory(dial_in=True).meeting
+    device = TOTPDevice.objects.create(user=alice, name="default", confirmed=True)
+    device.key = "ab" * 20
+    with pytest.raises(ValueError, match="stored sealed"), transaction.atomic():
+        Meeting.objects.filter(pk=meeting.pk).update(dial_in_code="1234567890")
+    with pytest.raises(ValueError, match="stored sealed"), transaction.atomic():
+        TOTPDevice.objects.bulk_update([device], ["key"])
+    assert _stored("1234567890", "ab" * 20) == []
+
+
+def test_a_seed_opens_only_for_its_own_user_and_after_a_key_rotation(alice, bob, password, settings):
+    from django.test import Client
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.helpers import login_password_step, login_token_step, totp_now
+
+    alice_device = TOTPDevice.objects.create(user=alice, name="default", confirmed=True)
+    bob_device = TOTPDevice.objects.create(user=bob, name="default", confirmed=True)
+    code = totp_now(alice_device)
+    old_key = settings.SECRET_KEY
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "rotated-" + "s" * 50, [old_key]
+    assert TOTPDevice.objects.get(pk=alice_device.pk).key == alice_device.key  # opens with the fallback
+
+    # SECURITY: Alice's sealed seed copied onto Bob's device does not make her codes his.
+    sealed = TOTPDevice.objects.filter(pk=alice_device.pk).values_list("key", flat=True).get()
+    TOTPDevice.objects.filter(pk=bob_device.pk).update(key=sealed)
+    client = Client()
+    login_password_step(client, "bob", password)
+    response = login_token_step(client, code)
+    assert response.status_code == 200 and "_auth_user_id" not in client.session  # refused, not a 500
+    assert TOTPDevice.objects.filter(pk=bob_device.pk).values_list("key", flat=True).get() == sealed
+
+
+def test_a_search_of_every_table_finds_no_seed_no_backup_code_and_no_dial_in_code(
+    alice, alice_api, password, settings
+):
+    from base64 import b32encode
+
+    from django.test import Client
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.helpers import login_password_step, login_token_step, totp_now
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    device = TOTPDevice.objects.create(user=alice, name="default", confirmed=True)
+    client = Client()
+    login_password_step(client, "alice", password)
+    assert login_token_step(client, totp_now(device)).status_code == 302
+    codes = client.post("/accounts/two_factor/backup/tokens/").context["new_codes"]
+    booked = alice_api.post(
+        "/api/v1/meetings/", booking_body(dial_in=True, invitees=["ann@example.org"]), format="json"
+    ).json()
+    for row in OutboundMessage.objects.all():
+        delivery.outbox_send(message_id=row.pk)
+    seed = TOTPDevice.objects.get(pk=device.pk).key
+    b32_seed = b32encode(bytes.fromhex(seed)).decode()
+    secrets = {"seed": seed, "seed (base32)": b32_seed.rstrip("="), "dial-in code": booked["dial_in_code"]}
+    secrets.update({f"backup code {n}": code for n, code in enumerate(codes)})
+    text = database_text()
+    found = [name for name, secret in secrets.items() if secret in text or secret.lower() in text.lower()]
+    assert found == [], f"stored in the clear: {found}"
+
+
+def test_migration_0018_seals_and_digests_what_was_stored_in_the_clear(
+    alice, meeting_factory, password, settings
+):
+    """Rows as today's main writes them (plain seed, code and bodies), converted in place."""
+    from importlib import import_module
+
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+    from django.test import Client
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from meetings.models import Meeting
+    from tests.helpers import login_password_step, login_token_step, totp_now
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    migration = import_module("meetings.migrations.0018_second_factor_and_dial_in_at_rest")
+    device = TOTPDevice.objects.create(user=alice, name="default", confirmed=True)
+    seed = device.key
+    static = StaticDevice.objects.create(user=alice, name="backup")
+    meeting = meeting_factory(dial_in=True, invitees=["ann@example.org"]).meeting
+    code = Meeting.objects.get(pk=meeting.pk).dial_in_code
+    [row] = OutboundMessage.objects.filter(kind="invitation")
+    plain = {
+        name: getattr(row, name).replace(sealing.DIAL_IN_PLACEHOLDER, code)
+        for name in ("body_text", "body_html")
+    }
+    plain["ics_text"] = sealing.put_in_calendar(row.ics_text, sealing.DIAL_IN_PLACEHOLDER, code)
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:  # what main stored: every secret in the clear
+        cursor.execute(f"UPDATE {quote('otp_totp_totpdevice')} SET {quote('key')} = %s", [seed])
+        cursor.execute(
+            f"INSERT INTO {quote('otp_static_statictoken')} ({quote('device_id')}, {quote('token')}) VALUES (%s, %s)",
+            [static.pk, "abcd2345"],
+        )
+        cursor.execute(f"UPDATE {quote('meetings_meeting')} SET {quote('dial_in_code')} = %s", [code])
+        cursor.execute(
+            f"UPDATE {quote('meetings_outboundmessage')} SET {quote('body_text')} = %s, {quote('body_html')} = %s,"
+            f" {quote('ics_text')} = %s, {quote('sealed_dial_in_code')} = '' WHERE {quote('id')} = %s",
+            [plain["body_text"], plain["body_html"], plain["ics_text"], row.pk],
+        )
+    assert _stored(seed, "abcd2345", code) == [seed, "abcd2345", code]
+
+    state = MigrationLoader(connection).project_state(
+        ("meetings", migration.Migration.__module__.rsplit(".", 1)[1])
+    )
+    migration.forwards(state.apps, None)
+
+    assert _stored(seed, "abcd2345", code) == []
+    assert Meeting.objects.get(pk=meeting.pk).dial_in_code == code
+    assert TOTPDevice.objects.get(pk=device.pk).key == seed
+    client = Client()
+    login_password_step(client, "alice", password)
+    assert login_token_step(client, totp_now(device)).status_code == 302
+    assert StaticDevice.objects.get(pk=static.pk).verify_token("abcd2345")
+    assert delivery.outbox_send(message_id=row.pk).sent
+    [message] = sent()
+    assert DIAL_IN_RE.findall(part(message, "text/plain")) == [code]
+    assert f"conference code {code}" in str(calendar(message).walk("VEVENT")[0]["DESCRIPTION"])
