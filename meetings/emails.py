@@ -270,7 +270,12 @@ def invitations(
     calendars = _calendars(meeting=meeting, attendees=emails, method="REQUEST", description=description)
     return [
         Message(
-            subject=subject, text=text, html=html, ics_method="REQUEST", ics_text=ics, dial_in_code=dial_in_code
+            subject=subject,
+            text=text,
+            html=html,
+            ics_method="REQUEST",
+            ics_text=ics,
+            dial_in_code=dial_in_code,
         )
         for ics in calendars
     ]

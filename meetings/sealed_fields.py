@@ -104,12 +104,19 @@ class SealedCharField(models.CharField):
         try:
             if not stored.startswith(SEALED_PREFIX):
                 raise sealing.Unsealable("not sealed")  # SECURITY: a plain value is refused, not used
-            raw = sealing.unseal_bytes(stored[len(SEALED_PREFIX) :], row_id=self.row_id(instance), label=self.label)
+            raw = sealing.unseal_bytes(
+                stored[len(SEALED_PREFIX) :], row_id=self.row_id(instance), label=self.label
+            )
             return self.unpack(raw)
         except (sealing.Unsealable, ValueError, binascii.Error) as exc:
             logger.error(
                 "sealed value does not open",
-                extra={"model": self.model.__name__, "field": self.name, "pk": instance.pk, "error": str(exc)},
+                extra={
+                    "model": self.model.__name__,
+                    "field": self.name,
+                    "pk": instance.pk,
+                    "error": str(exc),
+                },
             )
             return _Unopened(self.stand_in(), stored)
 

@@ -163,7 +163,9 @@ def test_backup_codes_are_shown_once_stored_as_digests_and_sign_in_once_each(
     assert "_auth_user_id" not in again.session
 
 
-def test_backup_codes_made_before_a_key_rotation_still_sign_in(alice_device, alice_web_verified, password, settings):
+def test_backup_codes_made_before_a_key_rotation_still_sign_in(
+    alice_device, alice_web_verified, password, settings
+):
     codes = alice_web_verified.post("/accounts/two_factor/backup/tokens/").context["new_codes"]
     old_key = settings.SECRET_KEY
     settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "rotated-" + "k" * 50, [old_key]

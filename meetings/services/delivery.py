@@ -234,7 +234,9 @@ def _open_sealed(row: OutboundMessage) -> None:
         row.body_html = sealing.put_link(row.body_html, link)
         row.ics_text = sealing.put_link_in_calendar(row.ics_text, link)
     if row.sealed_dial_in_code:
-        code = sealing.unseal(row.sealed_dial_in_code, row_id=row.message_id, label=sealing.OUTBOX_DIAL_IN_LABEL)
+        code = sealing.unseal(
+            row.sealed_dial_in_code, row_id=row.message_id, label=sealing.OUTBOX_DIAL_IN_LABEL
+        )
         placeholder = sealing.DIAL_IN_PLACEHOLDER
         row.body_text = row.body_text.replace(placeholder, code)
         row.body_html = row.body_html.replace(placeholder, code)

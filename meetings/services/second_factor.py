@@ -19,7 +19,9 @@ def backup_codes_replace(*, user: User) -> list[str]:
     """
     codes = [StaticToken.random_token() for _ in range(BACKUP_CODES)]
     with transaction.atomic():
-        device, _ = StaticDevice.objects.select_for_update().get_or_create(user=user, defaults={"name": "backup"})
+        device, _ = StaticDevice.objects.select_for_update().get_or_create(
+            user=user, defaults={"name": "backup"}
+        )
         device.token_set.all().delete()
         StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
         audit_record(action="backup_codes_replaced", actor=user, subject=user.get_username())
