@@ -12,6 +12,7 @@ from meetings.models import OutboundMessage
 from meetings.services import delivery
 from tests.helpers import assert_nowhere_in_database, booking_body, database_text
 from tests.mail import calendar, part, sent
+from tests.test_mfa import make_backup_codes
 
 pytestmark = pytest.mark.django_db
 
@@ -109,9 +110,9 @@ def test_no_dial_in_code_is_in_the_database_before_or_after_the_mail_that_carrie
     assert response.status_code == 201, response.content
     code = response.json()["dial_in_code"]  # the host is shown it
     assert code.isdigit() and len(code) == 10
+    assert _stored(code) == [], "the dial-in code is stored in the clear before sending"
     [row] = OutboundMessage.objects.filter(kind="invitation")
     assert row.sealed_dial_in_code and sealing.DIAL_IN_PLACEHOLDER in row.body_text
-    assert _stored(code) == [], "the dial-in code is stored in the clear before sending"
 
     page = alice_web_verified.get(f"/meetings/{response.json()['id']}/")
     assert code.encode() in page.content and b"tel:" not in page.content  # opened where shown
@@ -197,7 +198,7 @@ def test_a_search_of_every_table_finds_no_seed_no_backup_code_and_no_dial_in_cod
     client = Client()
     login_password_step(client, "alice", password)
     assert login_token_step(client, totp_now(device)).status_code == 302
-    codes = client.post("/accounts/two_factor/backup/tokens/").context["new_codes"]
+    codes = make_backup_codes(client)
     booked = alice_api.post(
         "/api/v1/meetings/", booking_body(dial_in=True, invitees=["ann@example.org"]), format="json"
     ).json()
