@@ -42,9 +42,13 @@ The inventory, and what this test checks of each:
 - user password: staff's and host's.
 
 Main before issue 21's fixes fails this test; its report lists what was found where.
+One gunicorn with two workers (not the Procfile's two servers: what is searched is the
+same, at half the start-up). Run with DATABASE_URL=postgres://... (about 15 seconds):
+    ANTECHAMBER_REQUIRE_SERVICES=1 .venv/bin/pytest tests/test_credential_sweep.py
 """
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -125,54 +129,54 @@ def stack(tmp_path):
         real.missing("Janus is not installed (apt-get install janus)")
     controller, mailbox = real.start_smtp()
     redis_port, web_port, front = real.free_port(), real.free_port(), real.free_port()
+    url, prefix = f"http://127.0.0.1:{front}", tmp_path / "nginx"
     redis = real.private_redis(redis_port)
-    janus = janus_server.start_janus()
-    recorder = JanusRecorder(janus.url).start()
-    url = f"http://127.0.0.1:{front}"
-    env = real.app_env(
-        redis_url=f"redis://127.0.0.1:{redis_port}/0",
-        smtp_port=controller.port,
-        SITE_URL=url,
-        DJANGO_DEBUG="0",
-        PYTHONUNBUFFERED="1",
-        ANTECHAMBER_TRUSTED_PROXIES="127.0.0.1",
-        JANUS_URL=recorder.url,
-        JANUS_ADMIN_KEY=janus.admin_key,
-        ANTECHAMBER_JANUS_BROWSER_URL=janus.url,
-    )
-    web = real.gunicorn(web_port, env, workers=2)
-    worker = real.celery("worker", env, f"sweep-{os.getpid()}", concurrency=1)
-    prefix = tmp_path / "nginx"
-    subprocess.run(
-        [sys.executable, "deploy/render_nginx.py", "--listen", f"127.0.0.1:{front}"]
-        + ["--upstream", f"127.0.0.1:{web_port}", "--static-root", str(tmp_path / "static")]
-        + ["--prefix", str(prefix), "--workers", "1"],
-        cwd=real.ROOT,
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    nginx = real.Process(
-        f"nginx-{front}",
-        [shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(prefix), "-e", str(prefix / "error.log")]
-        + ["-c", "nginx.conf", "-g", "daemon off;"],
-        env,
-    )
+    started: list = []  # stopped in reverse, whatever fails on the way
     try:
         redis.start(ready=b"Ready to accept connections")
-        web.start(ready=b"Booting worker")
-        worker.start(ready=b"ready.")
-        nginx.start()
+        started.append(redis)
+        janus = janus_server.start_janus()
+        started.append(janus.process)
+        recorder = JanusRecorder(janus.url).start()
+        started.append(recorder)
+        env = real.app_env(
+            redis_url=f"redis://127.0.0.1:{redis_port}/0",
+            smtp_port=controller.port,
+            SITE_URL=url,
+            DJANGO_DEBUG="0",
+            PYTHONUNBUFFERED="1",
+            ANTECHAMBER_TRUSTED_PROXIES="127.0.0.1",  # nginx, on this machine
+            JANUS_URL=recorder.url,
+            JANUS_ADMIN_KEY=janus.admin_key,
+            ANTECHAMBER_JANUS_BROWSER_URL=janus.url,
+        )
+        web = real.gunicorn(web_port, env, workers=2)
+        worker = real.celery("worker", env, f"sweep-{os.getpid()}", concurrency=1)
+        subprocess.run(
+            [sys.executable, "deploy/render_nginx.py", "--listen", f"127.0.0.1:{front}"]
+            + ["--upstream", f"127.0.0.1:{web_port}", "--static-root", str(tmp_path / "static")]
+            + ["--prefix", str(prefix), "--workers", "1"],
+            cwd=real.ROOT,
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        nginx = real.Process(
+            f"nginx-{front}",
+            [shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(prefix), "-e", str(prefix / "error.log")]
+            + ["-c", "nginx.conf", "-g", "daemon off;"],
+            env,
+        )
+        for process, ready in ((web, b"Booting worker"), (worker, b"ready."), (nginx, None)):
+            started.append(process)
+            process.start(ready=ready)
         real.wait_until(lambda: _answers(url), timeout=60, what="nginx and gunicorn to answer")
         yield Stack(
             url, mailbox, redis_port, janus, recorder, [nginx, web, worker, janus.process], prefix, redis
         )
     finally:
-        for process in (nginx, web, worker):
-            process.stop()
-        recorder.stop()
-        janus.stop()
-        redis.stop()
+        for thing in reversed(started):
+            thing.stop()
         controller.stop()
 
 
@@ -256,7 +260,6 @@ def _text(message) -> str:
 
 def media_config(browser: Browser, path: str) -> dict:
     """The room page's media config, once the worker has opened the room on Janus."""
-    import json
 
     def shown():
         page = browser.get(path)
