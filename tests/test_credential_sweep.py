@@ -95,6 +95,7 @@ NOT_YET_ISSUED = {
 LINK_RE = re.compile(r"https?://[^/\s]+(/j/[A-Za-z0-9_-]+/)")
 WELCOME_RE = re.compile(r"https?://[^/\s]+(/accounts/welcome/[^/\s]+/([^/\s]+)/)")
 MEDIA_RE = re.compile(r'<script id="media-config" type="application/json">(.*?)</script>', re.S)
+NGINX_PROXY_BIND = "127.0.0.2"  # the Procfile's: the address nginx reaches gunicorn from
 STAFF_PASSWORD = "staff passphrase for the sweep 2718"
 HOST_PASSWORD = "host passphrase for the sweep 3141"
 
@@ -145,7 +146,7 @@ def stack(tmp_path):
             SITE_URL=url,
             DJANGO_DEBUG="0",
             PYTHONUNBUFFERED="1",
-            ANTECHAMBER_TRUSTED_PROXIES="127.0.0.1",  # nginx, on this machine
+            ANTECHAMBER_TRUSTED_PROXIES=NGINX_PROXY_BIND,  # nginx alone, as in the Procfile
             JANUS_URL=recorder.url,
             JANUS_ADMIN_KEY=janus.admin_key,
             ANTECHAMBER_JANUS_BROWSER_URL=janus.url,
@@ -155,7 +156,7 @@ def stack(tmp_path):
         subprocess.run(
             [sys.executable, "deploy/render_nginx.py", "--listen", f"127.0.0.1:{front}"]
             + ["--upstream", f"127.0.0.1:{web_port}", "--static-root", str(tmp_path / "static")]
-            + ["--prefix", str(prefix), "--workers", "1"],
+            + ["--proxy-bind", NGINX_PROXY_BIND, "--prefix", str(prefix), "--workers", "1"],
             cwd=real.ROOT,
             check=True,
             capture_output=True,
