@@ -13,7 +13,7 @@ from meetings.api_errors import responses
 from meetings.authentication import (
     client_address,
     has_second_factor,
-    lobby_secret_bind,
+    lobby_secret_bind_after_join,
     session_key_for,
     signed_in_user,
 )
@@ -282,7 +282,8 @@ class JoinApi(APIView):
             client_address=client_address(request),
             client_session=session_key_for(request),
         )
-        lobby_secret_bind(request.session, entered.entry.pk, entered.secret)
+        # SECURITY: under a new session key (session fixation).
+        lobby_secret_bind_after_join(request.session, entered.entry.pk, entered.secret)
         meeting = entered.entry.meeting
         output = {
             "entry": LobbyEntryOutput(entered.entry).data,

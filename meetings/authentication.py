@@ -1,5 +1,6 @@
 """API tokens (`Authorization: Token <key>` or `Bearer <key>`) and the second-factor question."""
 
+import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -81,6 +82,18 @@ def lobby_secret_bind(session: Any, entry_id: int, secret: str) -> None:
     session[SESSION_LOBBY_KEY] = held
 
 
+def lobby_secret_bind_after_join(session: Any, entry_id: int, secret: str) -> None:
+    """lobby_secret_bind for a passcode join, under a new session key.
+
+    SECURITY: session fixation. A key the browser came with may have been planted by
+    someone else (a shared machine, a cookie set from a sibling site); the seat this join
+    wins must not be reachable through it. cycle_key keeps what the session held (its
+    other entries, a sign-in) and deletes the old key.
+    """
+    session.cycle_key()
+    lobby_secret_bind(session, entry_id, secret)
+
+
 def lobby_secret_for(session: Any, entry_id: int) -> str | None:
     held = session.get(SESSION_LOBBY_KEY, {})
     secret = held.get(str(entry_id)) if isinstance(held, dict) else None
@@ -138,10 +151,21 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
         ]
 
 
+SESSION_BROWSER_KEY = "antechamber.browser"
+
+
 def session_key_for(request: Any) -> str:
-    """This browser's session key, creating the session if it has none yet (a join binds
-    its waiting-room entry to the session anyway); limits count entries per session."""
+    """What the limiter counts this browser's entries under (meetings.limits.entry_keys): a
+    random name kept in its session, made at its first join (a submission: a join binds its
+    waiting-room entry to the session anyway).
+
+    SECURITY: not the session key. Limiter counters are Redis key names, and no key name
+    holds a session key (meetings.sessions); and a passcode join cycles the session key
+    (session fixation), which must not reset the count of this browser's entries.
+    """
     session = request.session
-    if not session.session_key:
-        session.save()
-    return session.session_key or ""
+    name = session.get(SESSION_BROWSER_KEY)
+    if not isinstance(name, str):
+        name = secrets.token_hex(16)
+        session[SESSION_BROWSER_KEY] = name
+    return name

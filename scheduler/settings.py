@@ -148,6 +148,9 @@ if REDIS_URL:
     SESSION_ENGINE = "meetings.sessions"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SESSION_ENGINE = "meetings.sessions_db"
+# SECURITY: either way a session row (and Redis entry) is named by a keyed digest of the
+# cookie's key and its data sealed under a key only that cookie gives (meetings.sessions).
 
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",

@@ -12,7 +12,7 @@ from meetings.views import accounts, second_factor
 # our subclass, which cycles the session key once the new device is verified; backup codes
 # are shown once, when made (meetings/views/second_factor.py).
 two_factor_urlpatterns = [
-    path("accounts/login/", two_factor_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", accounts.SignInView.as_view(), name="login"),
     path("accounts/two_factor/setup/", accounts.SecondFactorSetupView.as_view(), name="setup"),
     path("accounts/two_factor/qrcode/", two_factor_views.QRGeneratorView.as_view(), name="qr"),
     path(
@@ -33,7 +33,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="meetings:list", permanent=False)),
     path("", include((two_factor_urlpatterns, "two_factor"))),
     # The old name still resolves, to the same two-step sign-in.
-    path("accounts/login/", two_factor_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", accounts.SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/profile/", accounts.profile, name="profile"),
     path("accounts/hosts/invite/", accounts.host_invite, name="host_invite"),

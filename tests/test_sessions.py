@@ -6,17 +6,15 @@ import re
 
 import pytest
 from django.contrib.sessions.backends import cached_db
-from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
-from django.contrib.sessions.models import Session
 from django.db import DatabaseError, connection, transaction
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from meetings import selectors, sessions
-from meetings.models import AuditEvent, JoinLink, OutboundMessage
+from meetings.models import AuditEvent, JoinLink, OutboundMessage, Session
 from meetings.services import invitations
-from meetings.sessions import SessionStore
+from meetings.sessions import SessionStore, open_data, row_id
 from tests.helpers import booking_body, token_of
 from tests.real_services import free_port, unreachable_redis_caches
 
@@ -126,7 +124,7 @@ def test_a_redemption_commits_its_session_with_the_spent_link(alice_api, setting
     writes = (
         'UPDATE "meetings_joinlink"',
         'INSERT INTO "meetings_auditevent"',
-        'INSERT INTO "django_session"',
+        'INSERT INTO "meetings_session"',
     )
     if connection.vendor == "postgresql":
         [statement] = inside
@@ -134,18 +132,18 @@ def test_a_redemption_commits_its_session_with_the_spent_link(alice_api, setting
     else:
         assert [next(w for w in writes if sql.startswith(w)) for sql in inside] == list(writes)
     after = [query["sql"] for query in captured.captured_queries[end + 1 :]]
-    assert not any("django_session" in sql for sql in after), after  # (a key it came with: a DELETE)
+    assert not any("meetings_session" in sql for sql in after), after  # (a key it came with: a DELETE)
     # What the middleware put in the cache is what the database has, under the cookie's key.
     key = response.cookies[settings.SESSION_COOKIE_NAME].value
     cached = SessionStore(key).load()
     [invitation_id] = cached["antechamber.invitations"]
     assert cached["antechamber.invited_names"] == {invitation_id: "Ann"}
-    assert SessionStore().decode(Session.objects.get(session_key=key).session_data) == cached
+    assert open_data(key, Session.objects.get(session_key=row_id(key)).session_data) == cached
     waiting = browser.get(response["Location"], follow=True)
     assert waiting.status_code == 200 and "the host will let you in" in waiting.content.decode()
 
 
-@pytest.mark.parametrize("engine", ["meetings.sessions", "django.contrib.sessions.backends.db"])
+@pytest.mark.parametrize("engine", ["meetings.sessions", "meetings.sessions_db"])
 def test_a_redemption_gives_the_browser_session_a_new_key(alice_api, settings, engine):
     """cycle_key at redemption: a session key the browser came with (perhaps planted by
     someone else) never carries the redeemed invitation; the browser keeps what it had."""
@@ -163,7 +161,7 @@ def test_a_redemption_gives_the_browser_session_a_new_key(alice_api, settings, e
     assert second.status_code == 302
     second_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
     assert second_key != first_key
-    assert not Session.objects.filter(session_key=first_key).exists()
+    assert not Session.objects.filter(session_key=row_id(first_key)).exists()
     assert planted.get(second["Location"]).status_code == 404  # the old key: nothing
     assert planted.get(first["Location"]).status_code == 404  # not even what it had
     # The browser holds both invitations under its new key.
@@ -219,7 +217,7 @@ def test_a_replaced_key_that_cannot_be_deleted_does_not_undo_the_redemption(alic
     def failing(self, session_key=None):
         raise DatabaseError("the database went away")
 
-    monkeypatch.setattr(DatabaseStore, "delete", failing)
+    monkeypatch.setattr(sessions.DatabaseStore, "delete", failing)
     second = _redeem(browser, second_token, "Bea")
     assert second.status_code == 302
     assert browser.cookies[settings.SESSION_COOKIE_NAME].value != first_key
@@ -241,8 +239,8 @@ def test_outside_a_transaction_the_one_statement_commits_the_session_and_the_old
     first_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
     assert _redeem(browser, second_token, "Bea").status_code == 302
     second_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
-    assert not Session.objects.filter(session_key=first_key).exists()
-    stored = SessionStore().decode(Session.objects.get(session_key=second_key).session_data)
+    assert not Session.objects.filter(session_key=row_id(first_key)).exists()
+    stored = open_data(second_key, Session.objects.get(session_key=row_id(second_key)).session_data)
     assert len(stored["antechamber.invitations"]) == 2
     assert sorted(stored["antechamber.invited_names"].values()) == ["Ann", "Bea"]
     assert JoinLink.objects.filter(redeemed_at__isnull=False).count() == 2

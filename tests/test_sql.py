@@ -1,7 +1,7 @@
 """meetings/sql.py: a conditional UPDATE and the rows that commit only with it."""
 
 import pytest
-from django.contrib.sessions.models import Session
+from meetings.models import Session
 from django.db import DataError, connection
 from django.utils import timezone
 

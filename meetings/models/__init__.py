@@ -2,6 +2,7 @@
 
 core.py: levels, meetings, waiting-room entries, media rooms, invitations, one-time links.
 records.py: API tokens, the audit log, the outbox, host profiles.
+sessions.py: browser sessions (keys as digests, data sealed).
 """
 
 from meetings.models.core import (
@@ -20,6 +21,7 @@ from meetings.models.records import (
     HostProfile,
     OutboundMessage,
 )
+from meetings.models.sessions import Session
 
 __all__ = [
     "ApiToken",
@@ -34,4 +36,5 @@ __all__ = [
     "LobbyEntry",
     "Meeting",
     "OutboundMessage",
+    "Session",
 ]

@@ -12,17 +12,32 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.cache import never_cache
+from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 from django_otp import user_has_device
-from two_factor.views import SetupView
+from two_factor.views import LoginView, SetupView
 
 from meetings import errors, selectors
+from meetings.sessions import no_session_on_get
 from meetings.authentication import has_second_factor, signed_in_user
 from meetings.forms import ApiTokenForm, HostInviteForm, HostProfileForm
 from meetings.middleware import join_page
 from meetings.services import accounts as onboarding
 from meetings.services import tokens
 from meetings.views.common import refusal_page, second_factor_url
+
+
+@method_decorator(no_session_on_get, name="dispatch")
+class SignInView(LoginView):
+    """django-two-factor-auth's sign-in wizard, which starts no session when merely viewed.
+
+    SECURITY: the wizard keeps its step in the session and so wrote one for every GET of
+    the sign-in page (a flood of them filled PostgreSQL and evicted Redis's limiter
+    counters). Its first step needs nothing stored: the POST starts the session.
+    """
+
+    def get_prefix(self, request: HttpRequest, *args: Any, **kwargs: Any) -> str:
+        return "login_view"  # the library's name for its form fields, as before
 
 
 class SecondFactorSetupView(SetupView):

@@ -16,6 +16,7 @@ from meetings.authentication import (
     client_address,
     has_second_factor,
     lobby_secret_bind,
+    lobby_secret_bind_after_join,
     lobby_secret_for,
     session_key_for,
     signed_in_user,
@@ -210,7 +211,8 @@ def join(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, denied.message)
                 status = denied.status
             else:
-                lobby_secret_bind(request.session, entered.entry.pk, entered.secret)
+                # SECURITY: under a new session key (session fixation).
+                lobby_secret_bind_after_join(request.session, entered.entry.pk, entered.secret)
                 return redirect("meetings:join_waiting", entry_id=entered.entry.pk)
     return render(request, "meetings/join.html", {"form": form}, status=status)
 
