@@ -55,6 +55,8 @@ def level_tightened(
     changes: Sequence[policy.Change],
     revoked_invitees: Sequence[str] = (),
     weak_passcode: bool = False,
+    links_shortened: int = 0,
+    closed: str = "",
 ) -> Message:
     rows = [
         {"label": LABELS.get(c.field, c.field), "new": "on" if c.new else "off", "reason": c.reason}
@@ -65,6 +67,8 @@ def level_tightened(
         "changes": rows,
         "revoked_invitees": revoked_invitees,
         "weak_passcode": weak_passcode,
+        "links_shortened": links_shortened,
+        "closed": closed,  # "cancelled" or "ended": the level may no longer be held here
     }
     text, html = _render("level_tightened", context)
     return Message(

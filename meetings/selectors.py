@@ -13,7 +13,7 @@ from django.db.models.functions import Lower
 from django.http import Http404
 from django.utils import timezone
 
-from meetings import conference, sql
+from meetings import conference, policy, sql
 from meetings.credentials import normalize_meeting_id, token_digest
 from meetings.models import (
     ApiToken,
@@ -299,6 +299,9 @@ def media_for_entry(entry: LobbyEntry) -> dict[str, Any] | None:
     """
     room = _open_room(entry.meeting)
     if room is None or entry.media_feed_id is None:
+        return None
+    if policy.entrant_refusal(entry.meeting.classification, entry) is not None:
+        # SECURITY: the level as it is now decides, as at the door (policy.entry_refusal).
         return None
     return conference.browser_config(
         room=room_spec(room),

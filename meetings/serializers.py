@@ -1,5 +1,6 @@
 """API input and output shapes. Parsing only: rules live in policy/ and services/."""
 
+import copy
 import re
 from typing import Any
 
@@ -247,6 +248,21 @@ class LevelUpdateInput(StrictSerializer):
             if normal not in cleaned:
                 cleaned.append(normal)
         return cleaned
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """A less restrictive level never ranks above a more restrictive one (a 400 naming
+        `rank`; levels.level_update decides again under its locks)."""
+        level = self.context.get("level")
+        candidate = copy.copy(level) if level is not None else ClassificationLevel(code="")
+        for name, value in attrs.items():
+            setattr(candidate, name, value)
+        others = ClassificationLevel.objects.all()
+        if level is not None:
+            others = others.exclude(pk=level.pk)
+        violation = policy.rank_order_violation(candidate, others)
+        if violation is not None:
+            raise serializers.ValidationError({violation.field: [violation.message]})
+        return attrs
 
     def validate_rank(self, value: int) -> int:
         level = self.context.get("level")

@@ -204,7 +204,7 @@ class DatabaseStore(db.SessionStore):
             session_key=row_id(key),
             session_data=self._sealed,
             expire_date=self.get_expiry_date(),
-            user_id=_user_id(data),
+            user_id=_user_id(data),  # type: ignore[misc] # our Session model's, not the base's
         )
 
     def _get_session_from_db(self) -> Any:
@@ -232,7 +232,7 @@ class DatabaseStore(db.SessionStore):
                 )
             else:
                 self._sealed = row.session_data
-            row.opened = data
+            row.opened = data  # type: ignore[attr-defined] # carried to load(), not a field
             return row
         self._session_key = None
         return None

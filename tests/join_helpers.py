@@ -37,3 +37,25 @@ def count_verifications(monkeypatch) -> VerifyCounter:
     counter = VerifyCounter()
     monkeypatch.setattr(credentials, "verify_passcode", counter)
     return counter
+
+
+def entrant(meeting, name: str) -> dict:
+    """lobby_enter's arguments for someone the meeting's level lets in: a passcode guest
+    where it may, else an invitee signed in as the invited address with a second factor
+    (policy.entry_refusal asks the same at entry, admission and the media room)."""
+    from django.contrib.auth.models import User
+
+    from meetings.models import Invitation, LobbyEntry
+
+    level = meeting.classification
+    if level.allow_passcode_join and level.allow_guests and not level.require_participant_mfa:
+        return {"source": LobbyEntry.Source.PASSCODE}
+    email = f"{name.lower()}@example.org"
+    user, _ = User.objects.get_or_create(username=f"entrant-{name.lower()}", defaults={"email": email})
+    invitation = Invitation.objects.create(meeting=meeting, email=email, invited_by=meeting.host)
+    return {
+        "source": LobbyEntry.Source.INVITATION,
+        "user": user,
+        "invitation": invitation,
+        "second_factor": True,
+    }

@@ -13,6 +13,7 @@ from meetings import conference, policy
 from meetings.models import ClassificationLevel, ConferenceRoom, LobbyEntry
 from meetings.services import booking, levels, lifecycle, lobby, media
 from tests.janus_server import JanusParticipant
+from tests.join_helpers import entrant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,7 +44,7 @@ def media_token_of(entry: LobbyEntry) -> str:
 
 
 def admitted(meeting, host, name: str) -> LobbyEntry:
-    entered = lobby.lobby_enter(meeting=meeting, display_name=name, source=LobbyEntry.Source.PASSCODE)
+    entered = lobby.lobby_enter(meeting=meeting, display_name=name, **entrant(meeting, name))
     lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=host, host_has_second_factor=True)
     entered.entry.refresh_from_db()
     assert entered.entry.media_feed_id

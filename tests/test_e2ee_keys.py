@@ -15,6 +15,7 @@ from django.test import Client
 from meetings.models import LobbyEntry
 from meetings.services import lobby
 from tests.helpers import assert_nowhere_in_database
+from tests.join_helpers import entrant
 from tests.test_conference import admitted, started_meeting
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,7 +48,7 @@ def seat_client(entry: LobbyEntry, secret: str) -> Client:
 
 
 def enter_and_admit(meeting, host, name):
-    entered = lobby.lobby_enter(meeting=meeting, display_name=name, source=LobbyEntry.Source.PASSCODE)
+    entered = lobby.lobby_enter(meeting=meeting, display_name=name, **entrant(meeting, name))
     lobby.lobby_admit(meeting=meeting, entry_id=entered.entry.pk, actor=host, host_has_second_factor=True)
     entered.entry.refresh_from_db()
     return entered.entry, seat_client(entered.entry, entered.secret)

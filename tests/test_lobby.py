@@ -227,12 +227,17 @@ def test_at_secret_the_passcode_path_is_refused_and_the_waiting_room_stays_on(al
     # Passcode joiners always wait.
     assert policy.lobby_bypass(official, False, "passcode") is False
     refusal = policy.passcode_join_refusal(
-        secret, signed_in=True, cancelled=False, ended=False, locked=False, passcode_bits=80
+        secret,
+        signed_in_email="bob@example.org",
+        cancelled=False,
+        ended=False,
+        locked=False,
+        passcode_bits=80,
     )
     assert refusal is not None and refusal.code == "invitation_needed"
     assert (
         policy.passcode_join_refusal(
-            official, signed_in=False, cancelled=False, ended=False, locked=False, passcode_bits=80
+            official, signed_in_email=None, cancelled=False, ended=False, locked=False, passcode_bits=80
         )
         is None
     )

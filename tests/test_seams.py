@@ -111,7 +111,8 @@ def test_staff_with_a_second_factor_lower_a_level_before_start_and_invitees_hear
     response = carol_api.post(url, {"classification": "official"}, format="json")
     assert response.status_code == 200 and response.json()["classification"] == "official"
     event = AuditEvent.objects.get(action="meeting_declassified")
-    assert event.detail == {"old": "official-sensitive", "new": "official"}
+    assert event.detail["old"] == "official-sensitive" and event.detail["new"] == "official"
+    assert "allow_cloud_recording" in event.detail["loosened"]  # what the lower level allows more
     assert event.actor_label == "carol"
     update = OutboundMessage.objects.filter(kind="invitation_update", invitation=invitation).get()
     assert "[OFFICIAL]" in update.subject and update.sealed_link  # re-issued under the lower level

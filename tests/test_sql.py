@@ -1,13 +1,12 @@
 """meetings/sql.py: a conditional UPDATE and the rows that commit only with it."""
 
 import pytest
-from meetings.models import Session
 from django.db import DataError, connection
 from django.utils import timezone
 
 from meetings import sql
 from meetings.audit import audit_event, audit_insert
-from meetings.models import AuditEvent
+from meetings.models import AuditEvent, Session
 from tests.real_services import missing
 
 pytestmark = pytest.mark.django_db

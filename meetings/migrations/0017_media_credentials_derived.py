@@ -36,7 +36,7 @@ def close_rooms_with_stored_secrets(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("meetings", "0015_lean_indexes")]
+    dependencies = [("meetings", "0016_sealed_sessions")]
 
     operations = [
         # Reversing leaves the rooms as they are: the secrets are not stored again.

@@ -19,7 +19,7 @@ class Session(AbstractBaseSession):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
 
-    class Meta(AbstractBaseSession.Meta):
+    class Meta(AbstractBaseSession.Meta):  # type: ignore[name-defined] # Django's, not in the stubs
         abstract = False
         db_table = "meetings_session"
 

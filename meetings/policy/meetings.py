@@ -7,7 +7,7 @@ decide through these functions, so a rule cannot be enforced in one place and fo
 in another.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -33,6 +33,10 @@ __all__ = [
     "required_passcode_bits",
     "Refusal",
     "declassification_refusal",
+    "LevelRules",
+    "level_loosenings",
+    "rank_order_violation",
+    "LEVEL_RULE_FIELDS",
     "retention_cutoff",
     "conference_recording",
     "conference_feeds_allowed",
@@ -55,6 +59,7 @@ class Level(Protocol):
     allow_guests: bool
     allow_passcode_join: bool
     require_host_mfa: bool
+    require_participant_mfa: bool
     allowed_invitee_domains: list[str]
     min_passcode_bits: int
     e2ee: str  # E2EE_FORBIDDEN, E2EE_OPTIONAL or E2EE_REQUIRED
@@ -263,6 +268,85 @@ def declassification_refusal(
         return Refusal(
             "already_started",
             f"This meeting has started: its level can be raised, but no longer lowered below {from_name}.",
+        )
+    return None
+
+
+# --- Comparing levels ----------------------------------------------------------------
+
+
+class LevelRules(Level, Protocol):
+    rank: int
+    max_link_lifetime_hours: int
+    link_in_calendar: bool
+
+
+def _domains_widen(current: list[str], target: list[str]) -> bool:
+    """An empty list admits every address; otherwise only the domains listed."""
+    if not current:
+        return False
+    return not target or not {d.lower() for d in target} <= {d.lower() for d in current}
+
+
+# What each field of a level allows, as "does `target` allow something `current` forbids?".
+# Every rule of a level is here but its name, its rank (what is compared is what the levels
+# allow, never the number an admin gives them) and retention_days (how long records are
+# kept once a meeting is over, not what a meeting may do).
+_LOOSER: dict[str, Callable[[LevelRules, LevelRules], bool]] = {
+    "bookable": lambda c, t: t.bookable and not c.bookable,
+    "allow_cloud_recording": lambda c, t: t.allow_cloud_recording and not c.allow_cloud_recording,
+    "allow_dial_in": lambda c, t: t.allow_dial_in and not c.allow_dial_in,
+    "require_waiting_room": lambda c, t: c.require_waiting_room and not t.require_waiting_room,
+    "allow_guests": lambda c, t: t.allow_guests and not c.allow_guests,
+    "allow_passcode_join": lambda c, t: t.allow_passcode_join and not c.allow_passcode_join,
+    "require_host_mfa": lambda c, t: c.require_host_mfa and not t.require_host_mfa,
+    "require_participant_mfa": lambda c, t: c.require_participant_mfa and not t.require_participant_mfa,
+    "max_link_lifetime_hours": lambda c, t: t.max_link_lifetime_hours > c.max_link_lifetime_hours,
+    "allowed_invitee_domains": lambda c, t: _domains_widen(
+        c.allowed_invitee_domains, t.allowed_invitee_domains
+    ),
+    "min_passcode_bits": lambda c, t: required_passcode_bits(t) < required_passcode_bits(c),
+    # Only "required" forbids plain media; "forbidden" allows no more than "optional" does.
+    "e2ee": lambda c, t: c.e2ee == E2EE_REQUIRED and t.e2ee != E2EE_REQUIRED,
+    "link_in_calendar": lambda c, t: t.link_in_calendar and not c.link_in_calendar,
+}
+LEVEL_RULE_FIELDS = frozenset(_LOOSER)
+
+
+def level_loosenings(current: LevelRules, target: LevelRules) -> list[str]:
+    """The rules under which `target` allows something `current` forbids (empty: moving a
+    meeting from `current` to `target` takes nothing away). Non-empty means the move
+    lowers the meeting (a declassification), whatever the ranks say."""
+    return [name for name, looser in _LOOSER.items() if looser(current, target)]
+
+
+def _strictly_looser(a: LevelRules, b: LevelRules) -> bool:
+    """`a` allows something `b` forbids, and `b` nothing that `a` forbids."""
+    return bool(level_loosenings(b, a)) and not level_loosenings(a, b)
+
+
+def rank_order_violation(level: LevelRules, others: Iterable[LevelRules]) -> Violation | None:
+    """Refuse ranks that put a less restrictive level above a more restrictive one.
+
+    Ranks order the levels for people (and for "raising"), so a level that allows
+    strictly more must never rank above one that allows strictly less. Two levels each
+    allowing something the other forbids may stand in either order: a move between them
+    counts as lowering both ways (level_loosenings).
+    """
+    for other in others:
+        if other.code == level.code:
+            continue
+        if level.rank > other.rank and _strictly_looser(level, other):
+            looser, stricter = level, other
+        elif level.rank < other.rank and _strictly_looser(other, level):
+            looser, stricter = other, level
+        else:
+            continue
+        return Violation(
+            "rank",
+            f"{looser.name} (rank {looser.rank}) would rank above {stricter.name} (rank {stricter.rank}), "
+            f"but it allows more ({', '.join(level_loosenings(stricter, looser))}). "
+            "A level that allows more must rank lower.",
         )
     return None
 

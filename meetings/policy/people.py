@@ -18,11 +18,15 @@ __all__ = [
     "ParticipantLevel",
     "redemption_violation",
     "SOURCE_INVITATION",
+    "SOURCE_PASSCODE",
     "lobby_bypass",
     "LOCKED_MESSAGE",
     "passcode_join_refusal",
     "meeting_over",
     "entry_refusal",
+    "Entrant",
+    "entrant_refusal",
+    "meeting_reachable",
 ]
 
 
@@ -108,6 +112,7 @@ def redemption_violation(
 # --- Joining and the waiting room ----------------------------------------------------
 
 SOURCE_INVITATION = "invitation"
+SOURCE_PASSCODE = "passcode"
 
 
 def lobby_bypass(level: Level, meeting_waiting_room: bool, source: str) -> bool:
@@ -126,13 +131,16 @@ LOCKED_MESSAGE = "The host has locked this meeting: no one new can join."
 def passcode_join_refusal(
     level: Level,
     *,
-    signed_in: bool,
+    signed_in_email: str | None,
     cancelled: bool,
     ended: bool,
     locked: bool,
     passcode_bits: int,
 ) -> Refusal | None:
     """Why someone who typed the right passcode still may not enter (None: they may wait).
+
+    Who may come in by passcode at all is entry_refusal's answer, the same one asked at
+    admission, at the media room and when a level rises or tightens.
 
     SECURITY: ask only after the passcode was verified right: each answer says the
     meeting exists, which a guesser must not learn.
@@ -141,14 +149,15 @@ def passcode_join_refusal(
         return Refusal("cancelled", "This meeting was cancelled.")
     if ended:
         return Refusal("ended", "This meeting has ended.")
-    if not level.allow_passcode_join:
-        return Refusal(
-            "invitation_needed",
-            f"{level.name} meetings cannot be joined with a passcode: an invitation is needed. "
-            "Ask the host to invite you.",
-        )
-    if not level.allow_guests and not signed_in:
-        return Refusal("sign_in", f"Sign in to join {level.name} meetings; guests are not allowed.")
+    refusal = entry_refusal(
+        level,
+        source=SOURCE_PASSCODE,
+        invited_email=None,
+        signed_in_email=signed_in_email,
+        had_second_factor=False,
+    )
+    if refusal is not None:
+        return refusal
     if locked:
         return Refusal("locked", LOCKED_MESSAGE)
     if passcode_bits < required_passcode_bits(level):
@@ -165,6 +174,21 @@ def meeting_over(*, ended_at: datetime | None, ends_at: datetime, grace_minutes:
     return ended_at is not None or now >= ends_at + timedelta(minutes=grace_minutes)
 
 
+def meeting_reachable(
+    *, cancelled: bool, ended_at: datetime | None, started_at: datetime | None, ends_at: datetime,
+    grace_minutes: int, now: datetime,
+) -> bool:  # fmt: skip
+    """Whether revocation, raising and a tightening still reach a meeting: until it is in
+    fact over, not merely past its scheduled end. A started meeting runs until the host
+    ends it (people may still be in it, with media tokens); one never started is over once
+    nobody can join it any more (meeting_over), and can then no longer be started."""
+    if cancelled or ended_at is not None:
+        return False
+    return started_at is not None or not meeting_over(
+        ended_at=ended_at, ends_at=ends_at, grace_minutes=grace_minutes, now=now
+    )
+
+
 def entry_refusal(
     level: ParticipantLevel,
     *,
@@ -173,13 +197,16 @@ def entry_refusal(
     signed_in_email: str | None,
     had_second_factor: bool,
 ) -> Refusal | None:
-    """Whether someone already waiting or in may stay after the meeting's level rose or its
-    level tightened (None: they may): the rules they came in under, asked again.
+    """Whether someone may be in this meeting's waiting or media room under its level as
+    it is now (None: they may). The one answer asked at every door: a passcode entry
+    (passcode_join_refusal), an invitee's entry, an admission, the media room's
+    configuration and key relay, and when the level rises or tightens (places_recheck).
 
     Invitees are held to their link's rule (policy.redemption_violation) with what they
     showed when they entered. A passcode says nothing about who typed it, so passcode
-    entrants leave where passcodes no longer admit anyone, where guests are no longer
-    admitted and they did not sign in, and where the level needs the invited person.
+    entrants are refused where passcodes admit no one, where the level needs the invited
+    person with a second factor (require_participant_mfa), and, unless signed in, where
+    guests are not admitted.
     """
     if source == SOURCE_INVITATION and invited_email is not None:
         violation = redemption_violation(
@@ -190,11 +217,47 @@ def entry_refusal(
         )
         return Refusal("level_not_met", violation.message) if violation is not None else None
     if not level.allow_passcode_join:
-        return Refusal("level_not_met", f"{level.name} meetings cannot be joined with a passcode.")
-    if level.require_participant_mfa:
         return Refusal(
-            "level_not_met", f"{level.name} meetings admit only invited people with a second factor."
+            "invitation_needed",
+            f"{level.name} meetings cannot be joined with a passcode: an invitation is needed. "
+            "Ask the host to invite you.",
+        )
+    if level.require_participant_mfa:
+        # SECURITY: whatever allow_passcode_join says, a level that needs the invited person
+        # with a second factor admits no one by a shared passcode.
+        return Refusal(
+            "invitation_needed",
+            f"{level.name} meetings admit only invited people with a second factor: "
+            "ask the host to invite you.",
         )
     if not level.allow_guests and signed_in_email is None:
-        return Refusal("level_not_met", f"{level.name} meetings do not admit guests.")
+        return Refusal("sign_in", f"Sign in to join {level.name} meetings; guests are not allowed.")
     return None
+
+
+class _Email(Protocol):
+    email: str
+
+
+class Entrant(Protocol):
+    """A waiting-room entry as entry_refusal needs it (models.LobbyEntry)."""
+
+    source: str
+    second_factor: bool
+
+    @property
+    def invitation(self) -> _Email | None: ...
+
+    @property
+    def user(self) -> _Email | None: ...
+
+
+def entrant_refusal(level: ParticipantLevel, entry: Entrant) -> Refusal | None:
+    """entry_refusal for someone already in the waiting room, with what they showed then."""
+    return entry_refusal(
+        level,
+        source=entry.source,
+        invited_email=entry.invitation.email if entry.invitation is not None else None,
+        signed_in_email=entry.user.email if entry.user is not None else None,
+        had_second_factor=entry.second_factor,
+    )

@@ -9,14 +9,13 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from meetings import credentials, errors, limits, policy, selectors
 from meetings.audit import audit_record
-from meetings.models import ClassificationLevel, JoinLink, Meeting
-from meetings.services import invitations, locking, media, places
-from meetings.services.checks import refuse_if_closed, require_host_factor
+from meetings.models import ClassificationLevel, Meeting
+from meetings.services import invitations, lifecycle, locking, media, places
+from meetings.services.checks import refuse_if_closed, refuse_if_unreachable, require_host_factor
 
 BOOKING_HORIZON = timedelta(days=10 * 365)
 
@@ -204,12 +203,18 @@ def meeting_update(
         meeting = locking.meeting_for_update(
             meeting.pk, other_levels=[wanted_level.pk] if wanted_level is not None else []
         )
-        refuse_if_closed(meeting, now)
+        # What takes access away (raising the level) reaches a meeting until it is in fact
+        # over; anything else stops at the scheduled end (_refuse_after_end).
+        refuse_if_unreachable(meeting, now)
         require_host_factor(meeting, host_has_second_factor)
         level = (
             locking.level_for_share(wanted_level.pk) if wanted_level is not None else meeting.classification
         )
-        declassifying = level.rank < meeting.classification.rank
+        # SECURITY: lowering is a move to a level that allows anything the current one
+        # forbids (policy.level_loosenings), not only one with a lower rank.
+        loosened = policy.level_loosenings(meeting.classification, level)
+        declassifying = bool(loosened) or level.rank < meeting.classification.rank
+        _refuse_after_end(meeting=meeting, changes=changes, declassifying=declassifying, now=now)
         if declassifying:
             _refuse_declassification(
                 meeting=meeting, level=level, actor=actor, has_factor=host_has_second_factor
@@ -234,12 +239,13 @@ def meeting_update(
             if level != meeting.classification
             else (),
         )
-        violations += _schedule_violations(
-            starts_at=merged["starts_at"],
-            duration_minutes=merged["duration_minutes"],
-            tz_name=merged["timezone"],
-            now=now,
-        )
+        if any(merged[name] != getattr(meeting, name) for name in SCHEDULE):
+            violations += _schedule_violations(
+                starts_at=merged["starts_at"],
+                duration_minutes=merged["duration_minutes"],
+                tz_name=merged["timezone"],
+                now=now,
+            )
         if violations:
             raise errors.Refused(violations)
 
@@ -274,18 +280,34 @@ def meeting_update(
         if INVITEE_VISIBLE & set(diff):
             invitations.notify_invitees_of_change(meeting=meeting, now=now, changes=diff)
         media.media_sync_on_commit(meeting.pk)
-        if "classification" in diff and not declassifying:
-            # SECURITY: those already waiting or in are asked again under the higher level.
-            places.places_recheck(meeting=meeting, actor=actor, reason="level raised")
+        if "classification" in diff:
+            # SECURITY: those already waiting or in are asked again under the new level
+            # (a move between levels that each allow what the other forbids also forbids).
+            reason = "level changed" if declassifying else "level raised"
+            places.places_recheck(meeting=meeting, actor=actor, reason=reason)
         if "classification" in diff:
             audit_record(
                 action="meeting_declassified" if declassifying else "meeting_level_changed",
                 actor=actor,
                 meeting=meeting,
                 subject=meeting.title,
-                detail=diff["classification"],
+                detail={**diff["classification"], **({"loosened": loosened} if declassifying else {})},
             )
     return Updated(meeting=meeting, passcode=new_passcode)
+
+
+SCHEDULE = ("starts_at", "duration_minutes", "timezone")
+
+
+def _refuse_after_end(
+    *, meeting: Meeting, changes: dict[str, Any], declassifying: bool, now: datetime
+) -> None:
+    """Past its scheduled end a meeting that still runs may only be raised."""
+    if meeting.ends_at > now:
+        return
+    changed = {name for name, value in changes.items() if value != getattr(meeting, name)}
+    if declassifying or changed - {"classification"}:
+        raise errors.meeting_closed(cancelled=False, action="changed")
 
 
 def _refuse_declassification(
@@ -324,20 +346,10 @@ def meeting_cancel(*, meeting: Meeting, actor: User, host_has_second_factor: boo
         if meeting.ended_at is not None or meeting.ends_at <= now:
             # An ended meeting is history: nothing to cancel, and no mail.
             raise errors.meeting_closed(cancelled=False, action="cancelled")
-        Meeting.objects.filter(pk=meeting.pk).update(
-            status=Meeting.Status.CANCELLED, cancelled_at=now, sequence=F("sequence") + 1, updated_at=now
-        )
-        meeting.refresh_from_db()
-        JoinLink.objects.filter(
-            invitation__meeting=meeting, redeemed_at__isnull=True, revoked_at__isnull=True
-        ).update(revoked_at=now, revoked_reason=JoinLink.Revoked.CANCELLED)
-        invitations.notify_invitees_of_cancellation(
-            meeting=meeting,
-            invitations=selectors.active_invitations(meeting),
-            reason="The host cancelled this meeting.",
+        lifecycle.cancel_locked(
+            meeting=meeting, actor=actor, now=now, reason="The host cancelled this meeting."
         )
         audit_record(action="meeting_cancelled", actor=actor, meeting=meeting, subject=meeting.title)
-        media.media_room_close(meeting)
     return meeting
 
 

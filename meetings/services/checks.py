@@ -40,3 +40,20 @@ def refuse_if_over(meeting: Meeting, now: datetime, *, action: str = "joined") -
         now=now,
     ):
         raise errors.meeting_closed(cancelled=False, action=action)
+
+
+def refuse_if_unreachable(meeting: Meeting, now: datetime, *, action: str = "changed") -> None:
+    """409 only once a meeting is in fact over (policy.meeting_reachable): what takes
+    access away (revoking, raising the level) still reaches a meeting that runs past its
+    scheduled end with people in it, where refuse_if_closed would already refuse."""
+    if meeting.is_cancelled:
+        raise errors.meeting_closed(cancelled=True, action=action)
+    if not policy.meeting_reachable(
+        cancelled=False,
+        ended_at=meeting.ended_at,
+        started_at=meeting.started_at,
+        ends_at=meeting.ends_at,
+        grace_minutes=settings.ANTECHAMBER_JOIN_GRACE_MINUTES,
+        now=now,
+    ):
+        raise errors.meeting_closed(cancelled=False, action=action)

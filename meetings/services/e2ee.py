@@ -27,7 +27,7 @@ from typing import Any
 
 from django.core.cache import cache
 
-from meetings import errors
+from meetings import errors, policy
 from meetings.models import ConferenceRoom, LobbyEntry, Meeting
 
 # A member's public key lives this long without a poll renewing it: a browser that
@@ -70,6 +70,9 @@ def seat_for_entry(entry: LobbyEntry) -> Seat | None:
     if entry.status != LobbyEntry.Status.ADMITTED or entry.media_feed_id is None:
         return None
     meeting = entry.meeting
+    if policy.entrant_refusal(meeting.classification, entry) is not None:
+        # SECURITY: the level as it is now decides, as at the door (policy.entry_refusal).
+        return None
     if not meeting.is_started:
         return None
     room = _room_of(meeting)

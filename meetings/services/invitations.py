@@ -18,7 +18,7 @@ from meetings import credentials, emails, errors, policy, sealing, selectors, sq
 from meetings.audit import audit_appended, audit_event, audit_insert, audit_record
 from meetings.models import ClassificationLevel, Invitation, JoinLink, Meeting
 from meetings.services import locking, outbox, places
-from meetings.services.checks import refuse_if_closed, require_host_factor
+from meetings.services.checks import refuse_if_closed, refuse_if_unreachable, require_host_factor
 
 
 def normalise_emails(raw: list[str]) -> list[str]:
@@ -209,10 +209,16 @@ def notify_invitees_of_cancellation(*, meeting: Meeting, invitations: list[Invit
     )
 
 
-def _host_invitation(invitation: Invitation, now: datetime, host_has_second_factor: bool) -> Invitation:
-    """The invitation, re-read after locking its meeting; refuses a closed meeting."""
+def _host_invitation(
+    invitation: Invitation, now: datetime, host_has_second_factor: bool, *, revoking: bool = False
+) -> Invitation:
+    """The invitation, re-read after locking its meeting; refuses a closed meeting (for a
+    revocation, only one that is in fact over: it takes access away)."""
     meeting = locking.meeting_for_update(invitation.meeting_id)
-    refuse_if_closed(meeting, now)
+    if revoking:
+        refuse_if_unreachable(meeting, now)
+    else:
+        refuse_if_closed(meeting, now)
     require_host_factor(meeting, host_has_second_factor)
     invitation = Invitation.objects.get(pk=invitation.pk)
     invitation.meeting = meeting
@@ -245,7 +251,7 @@ def invitation_resend(*, invitation: Invitation, actor: User, host_has_second_fa
 def invitation_revoke(*, invitation: Invitation, actor: User, host_has_second_factor: bool) -> Invitation:
     now = timezone.now()
     with transaction.atomic():
-        invitation = _host_invitation(invitation, now, host_has_second_factor)
+        invitation = _host_invitation(invitation, now, host_has_second_factor, revoking=True)
         won = Invitation.objects.filter(pk=invitation.pk, revoked_at__isnull=True).update(revoked_at=now)
         if won != 1:
             raise errors.Conflict("This invitation is already revoked.", code="already_revoked")

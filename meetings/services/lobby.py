@@ -161,7 +161,7 @@ def _join_checked(
         raise errors.JoinDenied("wrong", WRONG_PASSCODE)
 
     limits.release(reservation)
-    signed_in = user is not None and user.is_authenticated
+    signed_in_email = user.email if user is not None and user.is_authenticated else None
 
     def check(locked: Meeting) -> None:
         if locked.passcode_hash != meeting.passcode_hash:
@@ -169,7 +169,7 @@ def _join_checked(
             raise errors.JoinDenied("wrong", WRONG_PASSCODE)
         refusal = policy.passcode_join_refusal(
             locked.classification,
-            signed_in=signed_in,
+            signed_in_email=signed_in_email,
             cancelled=locked.is_cancelled,
             ended=policy.meeting_over(
                 ended_at=locked.ended_at,
@@ -249,14 +249,15 @@ def lobby_enter_by_invitation(
         if meeting.is_locked:
             # The same rule as for passcode joiners: a locked meeting takes no one new.
             raise errors.Conflict(policy.LOCKED_MESSAGE, code="meeting_locked")
-        violation = policy.redemption_violation(
+        refusal = policy.entry_refusal(
             meeting.classification,
+            source=LobbyEntry.Source.INVITATION,
             invited_email=invitation.email,
             signed_in_email=user.email if user is not None else None,
-            has_second_factor=has_second_factor,
+            had_second_factor=has_second_factor,
         )
-        if violation is not None:
-            raise errors.Forbidden(violation.message, code="level_not_met")
+        if refusal is not None:
+            raise errors.Forbidden(refusal.message, code=refusal.code)
 
     meeting = Meeting.objects.select_related("classification").get(pk=invitation.meeting_id)
     return lobby_enter(
@@ -295,6 +296,11 @@ def _lobby_decide(
             raise errors.NotFound("No such lobby entry.")
         if decision != "remove":
             refuse_if_over(meeting, now, action="joined")
+        if decision == "admit":
+            # SECURITY: the level as it is now decides, as at the door (policy.entry_refusal).
+            refusal = policy.entrant_refusal(meeting.classification, entry)
+            if refusal is not None:
+                raise errors.Forbidden(refusal.message, code="level_not_met")
         # One conditional UPDATE: of two hosts' clicks exactly one changes the row; the
         # other is told.
         media_fields = media.media_admission() if to_state == LobbyEntry.Status.ADMITTED else {}
@@ -351,11 +357,14 @@ def lobby_admit_all(*, meeting: Meeting, actor: User, host_has_second_factor: bo
         meeting = locking.meeting_for_update(meeting.pk)
         require_host_factor(meeting, host_has_second_factor)
         refuse_if_over(meeting, now, action="joined")
-        waiting = list(
-            LobbyEntry.objects.filter(meeting=meeting, status=LobbyEntry.Status.WAITING).values_list(
-                "pk", "display_name", "source"
-            )
-        )
+        waiting = [
+            (entry.pk, entry.display_name, entry.source)
+            for entry in LobbyEntry.objects.filter(meeting=meeting, status=LobbyEntry.Status.WAITING)
+            .select_related("user", "invitation")
+            .order_by("id")
+            # SECURITY: those the level would not let in now stay waiting (policy.entry_refusal).
+            if policy.entrant_refusal(meeting.classification, entry) is None
+        ]
         for entry_id, display_name, source in waiting:
             won = LobbyEntry.objects.filter(pk=entry_id, status=LobbyEntry.Status.WAITING).update(
                 status=LobbyEntry.Status.ADMITTED, decided_at=now, **media.media_admission()

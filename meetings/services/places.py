@@ -39,18 +39,7 @@ def places_recheck(*, meeting: Meeting, actor: User, reason: str) -> int:
     open_entries = LobbyEntry.objects.filter(
         meeting=meeting, status__in=[LobbyEntry.Status.WAITING, LobbyEntry.Status.ADMITTED]
     ).select_related("user", "invitation")
-    refused = [
-        entry.pk
-        for entry in open_entries
-        if policy.entry_refusal(
-            level,
-            source=entry.source,
-            invited_email=entry.invitation.email if entry.invitation is not None else None,
-            signed_in_email=entry.user.email if entry.user is not None else None,
-            had_second_factor=entry.second_factor,
-        )
-        is not None
-    ]
+    refused = [entry.pk for entry in open_entries if policy.entrant_refusal(level, entry) is not None]
     if not refused:
         return 0
     entries = LobbyEntry.objects.filter(pk__in=refused)

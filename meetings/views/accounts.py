@@ -11,19 +11,19 @@ from django.contrib.auth.views import PasswordResetConfirmView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
-from django.views.decorators.cache import never_cache
 from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_otp import user_has_device
 from two_factor.views import LoginView, SetupView
 
 from meetings import errors, selectors
-from meetings.sessions import no_session_on_get
 from meetings.authentication import has_second_factor, signed_in_user
 from meetings.forms import ApiTokenForm, HostInviteForm, HostProfileForm
 from meetings.middleware import join_page
 from meetings.services import accounts as onboarding
 from meetings.services import tokens
+from meetings.sessions import no_session_on_get
 from meetings.views.common import refusal_page, second_factor_url
 
 
