@@ -251,8 +251,12 @@ def test_levels_that_each_allow_something_the_other_forbids_may_rank_either_way(
 
 @pytest.mark.parametrize("allow_passcode_join", [False, True])
 @pytest.mark.parametrize("signed_in_email", [None, "bob@example.org"])
-def test_passcode_entry_is_refused_where_the_level_needs_participant_mfa(allow_passcode_join, signed_in_email):
-    level = FakeLevel(allow_passcode_join=allow_passcode_join, allow_guests=True, require_participant_mfa=True)
+def test_passcode_entry_is_refused_where_the_level_needs_participant_mfa(
+    allow_passcode_join, signed_in_email
+):
+    level = FakeLevel(
+        allow_passcode_join=allow_passcode_join, allow_guests=True, require_participant_mfa=True
+    )
     refusal = policy.passcode_join_refusal(
         level, signed_in_email=signed_in_email, cancelled=False, ended=False, locked=False, passcode_bits=80
     )
@@ -273,6 +277,8 @@ def test_a_started_meeting_stays_reachable_past_its_end_until_it_is_ended():
     assert policy.meeting_reachable(**asked, ended_at=None, started_at=long_ago) is True
     assert policy.meeting_reachable(**asked, ended_at=now, started_at=long_ago) is False
     assert policy.meeting_reachable(**asked, ended_at=None, started_at=None) is False
-    assert policy.meeting_reachable(**{**asked, "cancelled": True}, ended_at=None, started_at=long_ago) is False
+    assert (
+        policy.meeting_reachable(**{**asked, "cancelled": True}, ended_at=None, started_at=long_ago) is False
+    )
     soon = {**asked, "ends_at": now - timedelta(minutes=5)}
     assert policy.meeting_reachable(**soon, ended_at=None, started_at=None) is True
