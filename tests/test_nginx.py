@@ -207,7 +207,7 @@ def test_the_app_counts_the_client_named_by_a_trusted_proxy_only(settings):
 
 @pytest.mark.parametrize(
     ("redis_url", "engine"),
-    [("redis://127.0.0.1:1/0", "meetings.sessions"), ("", "django.contrib.sessions.backends.db")],
+    [("redis://127.0.0.1:1/0", "meetings.sessions"), ("", "meetings.sessions_db")],
 )
 def test_sessions_are_read_from_redis_when_there_is_redis(redis_url, engine):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "scheduler.settings_test", "REDIS_URL": redis_url}
