@@ -43,12 +43,13 @@ def test_the_rows_are_written_only_when_the_update_changes_a_row():
 
 @pytest.mark.services
 def test_postgresql_refuses_a_value_too_long_for_its_column_and_undoes_the_update():
-    """The values are CAST before their INSERT; a CAST to varchar(40) would cut a longer key
+    """The values are CAST before their INSERT; a CAST to varchar(64) would cut a longer key
     silently, so text is cast without its length and the INSERT refuses it."""
     if connection.vendor != "postgresql":
         missing("needs PostgreSQL (SQLite does not enforce a column's length)")
     Session.objects.create(session_key=KEY, session_data="old", expire_date=timezone.now())
     with pytest.raises(DataError):
-        sql.update_then_insert(_update(), ["changed", KEY], [_session("c" * 41)])
+        too_long = "c" * (Session._meta.get_field("session_key").max_length + 1)
+        sql.update_then_insert(_update(), ["changed", KEY], [_session(too_long)])
     assert Session.objects.get(session_key=KEY).session_data == "old"
     assert not Session.objects.filter(session_key__startswith="c").exists()
