@@ -132,11 +132,14 @@ class Rotation:
     data: dict[str, Any]
     key: str | None
     inserts: Sequence[sql.Insert]
+    dropped: Sequence[str] = ()
 
     def apply(self) -> None:
         session = self.session
         if self.key is None or not isinstance(session, DatabaseStore):
             session.update(self.data)
+            for name in self.dropped:
+                session.pop(name, None)
             session.cycle_key()
             return
         replaced = session.session_key
@@ -159,11 +162,14 @@ def _delete_replaced(delete: Callable[[], None]) -> None:
         logger.warning("a replaced session key could not be deleted; it expires on its own")
 
 
-def rotation(session: SessionBase, updates: dict[str, Any]) -> Rotation:
-    """The session with `updates`, under a new key (see Rotation); nothing written yet."""
+def rotation(session: SessionBase, updates: dict[str, Any], *, drop: Sequence[str] = ()) -> Rotation:
+    """The session with `updates` and without `drop`, under a new key (see Rotation);
+    nothing written yet."""
     data = {**session._get_session(), **updates}  # type: ignore[attr-defined] # Django's, not in the stubs
+    for name in drop:
+        data.pop(name, None)
     if not isinstance(session, DatabaseStore):
-        return Rotation(session, data, None, ())
+        return Rotation(session, data, None, (), tuple(drop))
     key = new_key()
     row = sql.Insert(
         session.model,
@@ -174,7 +180,7 @@ def rotation(session: SessionBase, updates: dict[str, Any]) -> Rotation:
             "user_id": _user_id(data),
         },
     )
-    return Rotation(session, data, key, (row,))
+    return Rotation(session, data, key, (row,), tuple(drop))
 
 
 class DatabaseStore(db.SessionStore):

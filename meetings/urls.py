@@ -21,6 +21,8 @@ urlpatterns = [
         name="invitation_action",
     ),
     # SECURITY: the one secret a URL may carry: single use, expiring, bound to one invitee.
+    # Before the link's route: "continue" is no token (too short to be taken for one).
+    path("j/continue/", participants.link_continue, name="link_continue"),
     path("j/<str:token>/", participants.link, name="link"),
     path("invited/<int:invitation_id>/", participants.invited, name="invited"),
     path("meetings/<str:meeting_id>/lobby/", rooms.meeting_lobby, name="lobby"),

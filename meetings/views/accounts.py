@@ -4,20 +4,22 @@ onboarding (staff invite hosts; a host sets a password from a one-time link)."""
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import SetPasswordForm
 from django.contrib.auth.views import PasswordResetConfirmView
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_otp import user_has_device
 from two_factor.views import LoginView, SetupView
 
-from meetings import errors, selectors
+from meetings import errors, sealing, selectors
 from meetings.authentication import has_second_factor, signed_in_user
 from meetings.forms import ApiTokenForm, HostInviteForm, HostProfileForm
 from meetings.middleware import join_page
@@ -180,17 +182,63 @@ class _WelcomePasswordForm(SetPasswordForm):
         return onboarding.host_password_set(user=self.user, password=self.cleaned_data["new_password1"])
 
 
+WELCOME_COOKIE = "antechamber_welcome"
+WELCOME_LABEL = b"antechamber welcome token cookie v1"  # bound to the link's uid
+
+
 class WelcomeView(PasswordResetConfirmView):
     """The one-time set-password link: Django's password-reset confirmation (GET spends
-    nothing and moves the token out of the URL into the session; the token dies once a
-    password is set), on a no-referrer, no-store page."""
+    nothing; the token dies once a password is set), on a no-referrer, no-store page.
+
+    SECURITY: Django moves the token out of the URL into the session, so that every GET of
+    a live link (a mail scanner's too) started a session. Here it moves into a cookie
+    instead, sealed (meetings.sealing, bound to the uid) under a key not in the database,
+    HttpOnly, for this path only and an hour at most: the token leaves the address bar,
+    and the server keeps nothing until the person submits a password.
+    """
 
     template_name = "meetings/welcome.html"
     success_url = reverse_lazy("welcome_done")
     form_class = _WelcomePasswordForm
 
+    @method_decorator(sensitive_post_parameters())
+    @method_decorator(never_cache)
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        self.validlink = False
+        uidb64, token = kwargs["uidb64"], kwargs["token"]
+        self.user = self.get_user(uidb64)
+        if self.user is not None:
+            if token != self.reset_url_token:
+                if self.token_generator.check_token(self.user, token):
+                    response = HttpResponseRedirect(request.path.replace(token, self.reset_url_token))
+                    response.set_cookie(
+                        WELCOME_COOKIE,
+                        sealing.seal(token, row_id=uidb64, label=WELCOME_LABEL),
+                        max_age=3600,
+                        path=reverse("welcome", kwargs={"uidb64": uidb64, "token": self.reset_url_token}),
+                        secure=settings.SESSION_COOKIE_SECURE,
+                        httponly=True,
+                        samesite="Lax",
+                    )
+                    return response
+            elif self.token_generator.check_token(self.user, self._kept_token(uidb64)):
+                self.validlink = True
+                return super(PasswordResetConfirmView, self).dispatch(request, *args, **kwargs)
+        return self.render_to_response(self.get_context_data())
+
+    def _kept_token(self, uidb64: str) -> str | None:
+        kept = self.request.COOKIES.get(WELCOME_COOKIE)
+        if not kept:
+            return None
+        try:
+            return sealing.unseal(kept, row_id=uidb64, label=WELCOME_LABEL)
+        except (sealing.Unsealable, UnicodeDecodeError):
+            return None
+
     def form_valid(self, form: Any) -> HttpResponse:
-        response = super().form_valid(form)
+        form.save()
+        response = HttpResponseRedirect(self.get_success_url())
+        response.delete_cookie(WELCOME_COOKIE, path=self.request.path)
         messages.success(self.request, "Your password is set. Sign in, then set up your authenticator app.")
         return response
 

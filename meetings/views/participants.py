@@ -23,7 +23,7 @@ from meetings.authentication import (
 )
 from meetings.forms import DisplayNameForm, JoinForm
 from meetings.middleware import join_page
-from meetings.models import Invitation, LobbyEntry, Meeting
+from meetings.models import Invitation, JoinLink, LobbyEntry, Meeting
 from meetings.services import invitations, lobby
 from meetings.views.common import default_name, option_rows, room_people
 from meetings.views.e2ee import with_key_relay
@@ -32,6 +32,9 @@ from meetings.views.e2ee import with_key_relay
 SESSION_KEY = "antechamber.invitations"
 # The name each of them chose on the confirmation page, as the host will see it.
 NAMES_KEY = "antechamber.invited_names"
+# The token of the link this session is signing in to use (`link`): in the session, sealed
+# at rest (meetings.sessions), until the link is used or gone; never in a URL.
+PENDING_KEY = "antechamber.link_pending"
 
 GONE_TEXT = {
     policy.LinkState.SPENT: (
@@ -74,16 +77,49 @@ def _gone(request: HttpRequest, state: policy.LinkState, meeting: Meeting) -> Ht
 @join_page
 @require_http_methods(["GET", "HEAD", "POST"])
 def link(request: HttpRequest, token: str) -> HttpResponse:
-    """GET shows a confirmation and spends nothing (mail scanners fetch links); POST redeems."""
+    """GET shows a confirmation and spends nothing (mail scanners fetch links); POST redeems,
+    or (its "Sign in" button) keeps the token for after signing in (see `link_continue`)."""
     join_link = selectors.link_by_token(token)
     if join_link is None:
         return render(request, "meetings/link_unknown.html", status=404)
+    if request.method == "POST" and "sign_in" in request.POST:
+        # SECURITY: the token goes to the sign-in page in the session (sealed at rest,
+        # meetings.sessions), never as `?next=/j/<token>/` in a URL that servers log.
+        request.session[PENDING_KEY] = token
+        return redirect_to_login(reverse("meetings:link_continue"))
+    return _link_page(request, join_link)
+
+
+@join_page
+@require_http_methods(["GET", "HEAD", "POST"])
+def link_continue(request: HttpRequest) -> HttpResponse:
+    """The link page again after signing in, for the link this session kept (`link`): the
+    same confirmation, under a URL with no token in it. GET spends nothing here either."""
+    token = request.session.get(PENDING_KEY)
+    join_link = selectors.link_by_token(token) if isinstance(token, str) else None
+    if join_link is None:
+        request.session.pop(PENDING_KEY, None)
+        return render(request, "meetings/link_unknown.html", status=404)
+    if request.method == "POST" and "sign_in" in request.POST:
+        return redirect_to_login(reverse("meetings:link_continue"))
+    return _link_page(request, join_link)
+
+
+def _forget_pending(request: HttpRequest) -> None:
+    """The kept token goes once its link is used or gone."""
+    if PENDING_KEY in request.session:
+        del request.session[PENDING_KEY]
+
+
+def _link_page(request: HttpRequest, join_link: JoinLink) -> HttpResponse:
     invitation = join_link.invitation
     meeting = invitation.meeting
     if str(invitation.pk) in _bound(request) and invitation.revoked_at is None and not meeting.is_cancelled:
+        _forget_pending(request)
         return redirect("meetings:invited", invitation_id=invitation.pk)
     state = invitations.link_state_now(join_link, timezone.now())
     if state != policy.LinkState.LIVE:
+        _forget_pending(request)
         return _gone(request, state, meeting)
 
     user = signed_in_user(request) if request.user.is_authenticated else None
@@ -98,7 +134,6 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
             "meeting": meeting,
             "level": meeting.classification,
             "invitation": invitation,
-            "login_url": f"{reverse('login')}?next={request.path}",
             "name_form": name_form,
             **extra,
         }
@@ -114,7 +149,7 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
             updates: dict[str, Any] = {SESSION_KEY: {**_bound(request), str(redeemed.pk): join_link.pk}}
             if chosen:
                 updates[NAMES_KEY] = {**request.session.get(NAMES_KEY, {}), str(redeemed.pk): chosen}
-            return sessions.rotation(request.session, updates)
+            return sessions.rotation(request.session, updates, drop=(PENDING_KEY,))
 
         try:
             invitations.invitation_redeem(
@@ -124,6 +159,7 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
                 with_redemption=bind_to_this_browser,
             )
         except errors.LinkGone as gone:
+            _forget_pending(request)
             return _gone(request, gone.state, meeting)
         except errors.Refused as refused:
             audit_refusal(
