@@ -159,9 +159,9 @@ def session_key_for(request: Any) -> str:
     random name kept in its session, made at its first join (a submission: a join binds its
     waiting-room entry to the session anyway).
 
-    SECURITY: not the session key. Limiter counters are Redis key names, and no key name
-    holds a session key (meetings.sessions); and a passcode join cycles the session key
-    (session fixation), which must not reset the count of this browser's entries.
+    SECURITY: not the session key. Limiter counters are named by it in the database, and
+    no stored name holds a session key (meetings.sessions); and a passcode join cycles
+    the session key (session fixation), which must not reset this browser's count.
     """
     session = request.session
     name = session.get(SESSION_BROWSER_KEY)

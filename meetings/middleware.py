@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
@@ -21,8 +21,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from django.template.loader import render_to_string
 from django.utils.deprecation import MiddlewareMixin
 from django.views import defaults
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +31,8 @@ JOIN_HEADERS = {
     "X-Robots-Tag": "noindex, nofollow",
 }
 _NULL_ORIGIN_OK = "_antechamber_accepts_null_origin"
+_ANSWERS_JSON = "_antechamber_answers_json"
+_View = TypeVar("_View", bound=Callable[..., Any])
 
 
 def join_page(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -46,6 +47,12 @@ def join_page(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpRespon
 
     setattr(wrapped, _NULL_ORIGIN_OK, True)
     return wrapped
+
+
+def answers_json(view: _View) -> _View:
+    """A view outside /api/ whose callers are scripts: a 503 of ours is JSON there too."""
+    setattr(view, _ANSWERS_JSON, True)
+    return view
 
 
 class NullOriginMiddleware(MiddlewareMixin):
@@ -91,19 +98,22 @@ class TrustedProxyMiddleware:
         return self.get_response(request)
 
 
-# --- A down cache is a 503 "try again later", never a 500 ---------------------------
+# --- A failing cache is a 503 "try again later", never a 500 ------------------------
 
 RETRY_AFTER_SECONDS = 30
 UNAVAILABLE = "Antechamber is temporarily unavailable (a service it depends on is down). Try again shortly."
 
 
 class CacheUnavailableMiddleware:
-    """Answers 503 when a view fails because Redis cannot be reached.
+    """Answers 503 when a view fails on Redis, whatever the error (any RedisError): down
+    or unreachable, full (`noeviction`: "command not allowed when used memory >
+    'maxmemory'"), or refusing the connection's commands (a bad database index, an ACL).
 
-    SECURITY: sign-in fails closed. django-axes keeps its failure counters in the cache;
-    without them no password is checked (a guesser must not get unlimited attempts while
-    the counters are unreachable), and the person is told to come back, not shown a 500.
-    The API answers the same in JSON. Passcode joins have their own 503 (meetings.limits).
+    SECURITY: fails closed. Nothing that counts attempts is in the cache (the passcode
+    limiter, meetings.limits, and django-axes count in the database), so a failing cache
+    never lets an attempt go uncounted; what still needs it (signing out, which must
+    delete the cached session; the E2EE key relay) tells the person to come back, with a
+    page, or JSON under /api/ and from views marked `answers_json`.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -119,18 +129,23 @@ class CacheUnavailableMiddleware:
         return unavailable_response(request)
 
 
-CACHE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+CACHE_ERRORS = (RedisError,)
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    match = getattr(request, "resolver_match", None)
+    return request.path.startswith("/api/") or getattr(getattr(match, "func", None), _ANSWERS_JSON, False)
 
 
 def unavailable_response(request: HttpRequest) -> HttpResponse:
-    """503 with a JSON body under /api/, a page elsewhere.
+    """503 with a JSON body under /api/ (and from `answers_json` views), a page elsewhere.
 
     The page is rendered without the request: its context processors would read the
     session and the user, which live in the service that is down (the database, or the
     cache with cached_db sessions).
     """
     response: HttpResponse
-    if request.path.startswith("/api/"):
+    if _wants_json(request):
         response = JsonResponse({"detail": UNAVAILABLE, "code": "unavailable"}, status=503)
     else:
         response = HttpResponse(

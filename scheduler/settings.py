@@ -179,13 +179,11 @@ OTP_TOTP_THROTTLE_FACTOR = 1
 
 # Password sign-in lockout (django-axes). Counted per username and client address, so
 # one attacker cannot lock out a user from everywhere by guessing from one place.
-# With Redis the counters live in the shared cache every web process sees; without it
-# (one process, SQLite) in the database, because an in-process cache would not survive
-# a restart and axes rightly warns about it.
+# SECURITY: the counters live in the database every web process shares, never in the
+# cache: Redis evicting keys (allkeys-lru) would reset a lockout, and a full Redis
+# (noeviction) would refuse to count a failure (as the passcode limiter, meetings.limits).
 AXES_ENABLED = envbool("ANTECHAMBER_AXES_ENABLED", True)
-AXES_HANDLER = (
-    "axes.handlers.cache.AxesCacheHandler" if REDIS_URL else "axes.handlers.database.AxesDatabaseHandler"
-)
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_FAILURE_LIMIT = env.int("ANTECHAMBER_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("ANTECHAMBER_LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -194,7 +192,14 @@ AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # two_factor's wizard prefixes the password step's fields with its step name.
 AXES_USERNAME_CALLABLE = "meetings.authentication.axes_username"
-AXES_SENSITIVE_PARAMETERS = ["password", "auth-password", "token-otp_token", "backup-otp_token"]
+# Masked in the failed attempt's row (AccessAttempt.post_data): no credential at rest.
+AXES_SENSITIVE_PARAMETERS = [
+    "password",
+    "auth-password",
+    "token-otp_token",
+    "backup-otp_token",
+    "csrfmiddlewaretoken",
+]
 # Peers whose X-Real-IP names the client (our nginx: 127.0.0.1 when on the same machine).
 ANTECHAMBER_TRUSTED_PROXIES = frozenset(env.list("ANTECHAMBER_TRUSTED_PROXIES", default=[]))
 # Behind a reverse proxy set ANTECHAMBER_PROXY_COUNT so the client address is the real one.

@@ -131,25 +131,6 @@ def meeting_factory(alice):
     return make
 
 
-@pytest.fixture(autouse=True)
-def _no_stale_lockouts(settings):
-    """With Redis, django-axes' counters outlive the test database (which is rolled back):
-    clear the fixture users' before and after each test, so one test's lockout cannot
-    leak into the next, or into the next run."""
-    if settings.AXES_HANDLER != "axes.handlers.cache.AxesCacheHandler":
-        yield
-        return
-    from axes.utils import reset
-
-    def clear():
-        for username in ("alice", "bob", "carol", "dave", "admin"):
-            reset(ip="127.0.0.1", username=username)
-
-    clear()
-    yield
-    clear()
-
-
 # --- Real services -----------------------------------------------------------------
 
 
@@ -239,7 +220,7 @@ _cache_namespaces = itertools.count()
 
 @pytest.fixture(autouse=True)
 def _own_cache_namespace(settings):
-    """Each test counts join attempts under its own key prefix.
+    """Each test keeps its cache entries (sessions, E2EE keys) under its own key prefix.
 
     Never cache.clear(): with Redis that would FLUSHDB a database others may share.
     """

@@ -149,12 +149,24 @@ class Process:
                 self.kill()
 
 
-def private_redis(port: int) -> Process:
-    """A Redis of the test's own, so stopping it disturbs nothing else on the machine."""
+def private_redis(port: int, *options: str) -> Process:
+    """A Redis of the test's own, so stopping it disturbs nothing else on the machine.
+    `options`: more of redis-server's arguments (`--maxmemory`, `2mb`, ...)."""
     redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
     return Process(
         f"redis-{port}",
-        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [
+            redis_server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            *options,
+        ],
         dict(os.environ),
     )
 

@@ -121,23 +121,24 @@ def test_a_wrong_guess_at_an_unknown_meeting_counts_like_one_at_a_real_meeting(d
     assert counter.calls == 3
 
 
-def test_limiter_down_fails_closed_without_checking_any_passcode(alice_api, settings, monkeypatch):
+def test_limiter_down_fails_closed_without_checking_any_passcode(alice_api, monkeypatch):
+    from django.db import connection
+
+    from meetings.models import LimitCounter
+
     meeting_id, passcode = book(alice_api)
     counter = count_verifications(monkeypatch)
-    # A closed loopback port: the real Redis server is left alone.
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "scheduler.redis_cache.ReusedClientRedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",
-            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-        }
-    }
+    # The limiter's store fails: its table is gone (in the test's transaction only, which
+    # is rolled back). Every statement of the limiter's then raises a DatabaseError.
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {connection.ops.quote_name(LimitCounter._meta.db_table)}")
     for attempt in (passcode, wrong_passcode(passcode)):
         response = APIClient().post("/api/v1/join/", join_data(meeting_id, attempt), format="json")
         assert response.status_code == 503
         assert "unavailable" in response.json()["detail"]
     page = APIClient().post("/join/", join_data(meeting_id, passcode), format="multipart")
     assert page.status_code == 503
+    assert b"unavailable right now" in page.content
     assert counter.calls == 0
     assert not LobbyEntry.objects.exists()
 
@@ -261,29 +262,69 @@ def test_the_limit_holds_across_two_server_processes_sharing_redis(alice_api, ta
     assert len(tasks_run.wait_for(1)) == 1
 
 
-@pytest.mark.services
-def test_redis_limiter_counts_both_keys_and_always_sets_a_window():
-    from django.core.cache import cache
+def test_the_limiter_counts_both_keys_in_the_database_and_always_sets_a_window():
+    from datetime import timedelta
+
+    from django.utils import timezone
 
     from meetings import limits
-    from tests import real_services as real
+    from meetings.models import LimitCounter
 
-    client = limits._redis_client()
-    if client is None:
-        real.missing("the one-round-trip limiter path needs the Redis cache (set REDIS_URL)")
     public_id, address = "TTLTESTTTLTEST00", "192.0.2.7"
+    before = timezone.now()
     first = limits.reserve(public_id=public_id, address=address)
     second = limits.reserve(public_id=public_id, address=address)
     assert isinstance(first, limits.Reservation) and isinstance(second, limits.Reservation)
     assert (first.meeting_count, second.meeting_count) == (1, 2)
     for key in (limits.meeting_key(public_id), limits.client_key(address)):
-        raw = cache.make_and_validate_key(key)
-        assert 0 < client.ttl(raw) <= limits._window()
-        assert cache.get(key) == 2  # the Django cache reads what the pipeline wrote
+        row = LimitCounter.objects.get(key=key)
+        assert row.count == 2
+        assert before < row.expires_at <= timezone.now() + timedelta(seconds=limits._window())
     limits.release(second)
-    assert cache.get(limits.meeting_key(public_id)) == 1
+    assert LimitCounter.objects.get(key=limits.meeting_key(public_id)).count == 1
     limits.meeting_unlock(public_id)
-    assert cache.get(limits.meeting_key(public_id)) is None
+    assert not LimitCounter.objects.filter(key=limits.meeting_key(public_id)).exists()
+
+
+def test_a_window_that_ended_starts_again_and_expired_counters_are_deleted(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from meetings import limits
+    from meetings.models import LimitCounter
+    from meetings.services import retention
+
+    settings.ANTECHAMBER_JOIN_MEETING_FAILURES = 2
+    public_id, address = "EXPIRESEXPIRES00", "192.0.2.8"
+    for _ in range(2):
+        assert isinstance(limits.reserve(public_id=public_id, address=address), limits.Reservation)
+    assert limits.reserve(public_id=public_id, address=address) == limits.Limited("meeting")
+    held = limits.reserve(public_id=public_id, address="192.0.2.9")
+    assert held == limits.Limited("meeting")
+
+    # The window ends: the next attempt counts from 1 again, in a new window.
+    ended = timezone.now() - timedelta(seconds=1)
+    LimitCounter.objects.filter(key=limits.meeting_key(public_id)).update(expires_at=ended)
+    again = limits.reserve(public_id=public_id, address=address)
+    assert isinstance(again, limits.Reservation) and again.meeting_count == 1
+    assert LimitCounter.objects.get(key=limits.meeting_key(public_id)).expires_at > timezone.now()
+
+    # A slot of the window that ended is not given back to the new one.
+    stale = limits.Slot(key=limits.meeting_key(public_id), window=ended)
+    limits.release(limits.Reservation(meeting=stale, client=again.client, meeting_count=2))
+    assert LimitCounter.objects.get(key=limits.meeting_key(public_id)).count == 1
+
+    # Expired counters go: some with each new window, the rest with the retention task.
+    LimitCounter.objects.update(expires_at=ended)
+    limits.reserve(public_id="SWEEPSWEEPSWEEP0", address="192.0.2.10")
+    assert set(LimitCounter.objects.values_list("key", flat=True)) == {
+        limits.meeting_key("SWEEPSWEEPSWEEP0"),
+        limits.client_key("192.0.2.10"),
+    }
+    LimitCounter.objects.update(expires_at=ended)
+    retention.retention_purge()
+    assert not LimitCounter.objects.exists()
 
 
 def test_entries_are_limited_per_browser_and_per_address_and_successes_count(

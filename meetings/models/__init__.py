@@ -3,6 +3,7 @@
 core.py: levels, meetings, waiting-room entries, media rooms, invitations, one-time links.
 records.py: API tokens, the audit log, the outbox, host profiles.
 sessions.py: browser sessions (keys as digests, data sealed).
+limits.py: the join limiter's counters.
 """
 
 from meetings.models.core import (
@@ -13,6 +14,7 @@ from meetings.models.core import (
     LobbyEntry,
     Meeting,
 )
+from meetings.models.limits import LimitCounter
 from meetings.models.records import (
     ApiToken,
     AuditEvent,
@@ -33,6 +35,7 @@ __all__ = [
     "HostProfile",
     "Invitation",
     "JoinLink",
+    "LimitCounter",
     "LobbyEntry",
     "Meeting",
     "OutboundMessage",

@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from meetings import policy
+from meetings import limits, policy
 from meetings.audit import audit_record
 from meetings.models import ClassificationLevel, JoinLink, Meeting
 
@@ -15,8 +15,10 @@ from meetings.models import ClassificationLevel, JoinLink, Meeting
 def retention_purge(*, now: datetime | None = None) -> int:
     """Delete meetings (with their invitations, links, waiting-room entries and messages)
     that ended more than their level's `retention_days` ago. The audit log stays, and
-    says what went. Returns the number of meetings deleted."""
+    says what went. Returns the number of meetings deleted. The join limiter's expired
+    counters go too (meetings.limits deletes some as it counts)."""
     now = now or timezone.now()
+    limits.limit_counters_purge(now=now)
     purged = 0
     for level in ClassificationLevel.objects.all():
         cutoff = policy.retention_cutoff(retention_days=level.retention_days, now=now)

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from meetings import errors, selectors
 from meetings.authentication import lobby_secret_for
-from meetings.middleware import join_page
+from meetings.middleware import answers_json, join_page
 from meetings.services import e2ee
 from meetings.views.common import host_meeting, host_room_refusal, refusal_json
 
@@ -68,7 +68,8 @@ def _answer(request: HttpRequest, seat: e2ee.Seat | None) -> HttpResponse:
 
 
 def _methods(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    return require_http_methods(["GET", "POST", "DELETE"])(view)
+    # The room page's script calls these: a 503 (Redis failing, meetings.middleware) is JSON.
+    return answers_json(require_http_methods(["GET", "POST", "DELETE"])(view))
 
 
 @join_page
