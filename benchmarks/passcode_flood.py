@@ -144,7 +144,7 @@ def main() -> None:
 made GET /api/v1/meetings/ requests (5 meetings each) for {NORMAL_SECONDS} s; the flood
 {"outlasted" if flood_still_running else "did NOT outlast"} them. All through nginx (join endpoints: 5
 requests/s per address, burst 20) to gunicorn with {WORKERS} sync workers, PostgreSQL, a private Redis
-as cache and limiter store. Answers to the guesses: {statuses} (the 429s from nginx never reach
+as cache, the limiter counting in PostgreSQL. Answers to the guesses: {statuses} (the 429s from nginx never reach
 gunicorn). argon2 verifications, counted as `passcode_join_failed` audit rows: {verifications} (limit
 {limit}); lockout notices to the host: {lockouts}. Normal clients: {quiet.rate:.0f}/s, p50
 {quiet.p50_ms:.0f} ms, p99 {quiet.p99_ms:.0f} ms without the flood; {during.rate:.0f}/s, p50

@@ -176,6 +176,30 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_nginx.py::test_the_procfile_layout_believes_x_real_ip_from_its_nginx_alone",),
         "the Procfile's web servers believe X-Real-IP from their nginx alone",
     ),
+    Mutation(
+        "link_token_kept_in_the_session_after_use",
+        "meetings/views/participants.py",
+        "drop=(PENDING_KEY,)",
+        "drop=()",
+        ("tests/test_session_keys.py::test_the_link_page_signs_in_with_the_token_in_no_url",),
+        "the link page's sign-in keeps the token (sealed) only until the link is used",
+    ),
+    Mutation(
+        "only_a_lost_redis_connection_is_a_503",
+        "meetings/middleware.py",
+        "CACHE_ERRORS = (RedisError,)",
+        'CACHE_ERRORS = (__import__("redis").exceptions.ConnectionError,)',
+        ("tests/test_limiter_faults.py",),
+        "any Redis error is a 503, never a 500",
+    ),
+    Mutation(
+        "sign_in_lockout_counted_in_redis",
+        "scheduler/settings.py",
+        'AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"',
+        'AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler" if REDIS_URL else "axes.handlers.database.AxesDatabaseHandler"',
+        ("tests/test_limiter_faults.py",),
+        "the sign-in lockout counts where no eviction resets it",
+    ),
 )
 
 
