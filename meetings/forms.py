@@ -6,11 +6,16 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 
 from meetings import policy, selectors
 from meetings.models import ClassificationLevel
-from meetings.validators import skipped_local_time, validate_no_control_characters
+from meetings.validators import (
+    EMAIL_MAX_LENGTH,
+    address_problems,
+    skipped_local_time,
+    validate_no_control_characters,
+    validate_wall_clock_range,
+)
 from meetings.zones import COMMON_ZONES, zone_choices
 
 __all__ = ["COMMON_ZONES", "ApiTokenForm", "BookingForm", "DisplayNameForm", "HostProfileForm", "JoinForm"]
@@ -94,20 +99,20 @@ class BookingForm(forms.Form):
 
     def clean_invitees(self) -> list[str]:
         addresses = [part for part in self.cleaned_data["invitees"].replace(",", " ").split() if part]
-        bad = []
-        for address in addresses:
-            try:
-                validate_email(address)
-            except ValidationError:
-                bad.append(address)
-        if bad:
-            raise ValidationError(f"Not e-mail addresses: {', '.join(bad)}.")
+        problems = address_problems(addresses)
+        if problems:
+            raise ValidationError(" ".join(problems))
         return addresses
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         starts_at, tz_name = cleaned.get("starts_at"), cleaned.get("timezone")
         if isinstance(starts_at, datetime) and tz_name:
+            try:
+                validate_wall_clock_range(starts_at)
+            except ValidationError as error:
+                self.add_error("starts_at", error)
+                return cleaned
             # The browser sends wall-clock time; read it in the zone the host chose. A time
             # the clocks skip there would be read an hour out: refused, naming the gap.
             skipped = skipped_local_time(starts_at.replace(tzinfo=None), tz_name)
@@ -163,7 +168,10 @@ class DisplayNameForm(forms.Form):
 
 class ApiTokenForm(forms.Form):
     label = forms.CharField(
-        max_length=100, required=False, help_text="What the token is for, e.g. 'calendar sync on build01'."
+        max_length=100,
+        required=False,
+        validators=[validate_no_control_characters],
+        help_text="What the token is for, e.g. 'calendar sync on build01'.",
     )
 
 
@@ -181,7 +189,7 @@ class HostProfileForm(forms.Form):
 
 
 class HostInviteForm(forms.Form):
-    email = forms.EmailField(label="E-mail address")
+    email = forms.EmailField(label="E-mail address", max_length=EMAIL_MAX_LENGTH)
     username = forms.RegexField(
         label="User name",
         regex=r"^[\w.@+-]{1,150}$",

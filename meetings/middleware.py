@@ -66,6 +66,39 @@ class NullOriginMiddleware(MiddlewareMixin):
         return None
 
 
+# --- Text PostgreSQL cannot store (NUL, lone surrogates) is a 400 naming where it was --
+
+
+class UnstorableTextMiddleware(MiddlewareMixin):
+    """Refuses a URL part, query parameter or form field holding a NUL (or a lone surrogate)
+    with a 400 naming it, before the view runs.
+
+    PostgreSQL refuses NUL in text, so `/api/v1/classifications/a%00/` or `?status=%00`
+    was a 500 once it reached a query (SQLite quietly matched nothing). JSON bodies are
+    checked by meetings.parsers, field by field.
+    """
+
+    def process_view(
+        self, request: HttpRequest, callback: Callable[..., Any], callback_args: Any, callback_kwargs: Any
+    ) -> HttpResponse | None:
+        from meetings.validators import nul_message
+
+        named = [*((name, str(value)) for name, value in callback_kwargs.items())]
+        named += [(name, value) for name, values in request.GET.lists() for value in values]
+        if request.method == "POST" and not request.path.startswith("/api/"):
+            named += [(name, value) for name, values in request.POST.lists() for value in values]
+        for name, value in named:
+            message = nul_message(name) or nul_message(value)
+            if message is None:
+                continue
+            field = name if nul_message(name) is None else "field name"
+            if request.path.startswith("/api/"):
+                return JsonResponse({field: [message]}, status=400)
+            page = render_to_string("bad_request.html", {"field": field, "message": message}, request)
+            return HttpResponse(page, status=400)
+        return None
+
+
 # --- Behind our reverse proxy: the client's address, not the proxy's -----------------
 
 

@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
@@ -13,7 +14,12 @@ from meetings import policy
 from meetings.credentials import normalize_meeting_id
 from meetings.models import ClassificationLevel, LobbyEntry, Meeting
 from meetings.services.levels import LEVEL_CHANGEABLE
-from meetings.validators import skipped_local_time, validate_no_control_characters
+from meetings.validators import (
+    EMAIL_MAX_LENGTH,
+    skipped_local_time,
+    validate_no_control_characters,
+    validate_wall_clock_range,
+)
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -57,6 +63,11 @@ class AwareDateTimeField(serializers.DateTimeField):
                 parsed = None
             if parsed is not None and parsed.tzinfo is None:
                 self.fail("naive")
+            if parsed is not None:
+                try:
+                    validate_wall_clock_range(parsed)
+                except DjangoValidationError as error:
+                    raise serializers.ValidationError(error.messages) from error
         return super().to_internal_value(value)
 
 
@@ -112,7 +123,10 @@ class MeetingBookInput(StrictSerializer):
         help_text="End-to-end encrypted media. Absent: on where the level requires it, else off.",
     )
     invitees = serializers.ListField(
-        child=serializers.EmailField(), required=False, default=list, max_length=5000
+        child=serializers.EmailField(max_length=EMAIL_MAX_LENGTH),
+        required=False,
+        default=list,
+        max_length=5000,
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +289,9 @@ class LevelUpdateInput(StrictSerializer):
 
 
 class InvitationsCreateInput(StrictSerializer):
-    emails = serializers.ListField(child=serializers.EmailField(), min_length=1, max_length=5000)
+    emails = serializers.ListField(
+        child=serializers.EmailField(max_length=EMAIL_MAX_LENGTH), min_length=1, max_length=5000
+    )
 
 
 class InvitationOutput(serializers.Serializer):

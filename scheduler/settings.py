@@ -85,6 +85,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so that it sees the lockout flag the authentication backend set.
     "axes.middleware.AxesMiddleware",
+    # A NUL in a URL part, a query parameter or a form field: a 400 naming it, before a view
+    # hands it to PostgreSQL (which refuses it).
+    "meetings.middleware.UnstorableTextMiddleware",
     # Innermost, so their process_exception runs first: Redis or the database down is a
     # 503, not a 500 (meetings.middleware.server_error answers the same for middleware).
     "meetings.middleware.DatabaseUnavailableMiddleware",

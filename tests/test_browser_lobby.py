@@ -93,7 +93,7 @@ def test_host_removes_admits_and_locks_from_the_room_page_without_leaving_it(
         people = "#people"
         dana_row = f"{people} li[data-entry]:has(.name:text-is('Dana Guest'))"
         assert "in the room" in host_page.inner_text(dana_row)
-        assert "(host)" in host_page.inner_text(f"{people} li[data-host]")
+        assert "Host" in host_page.inner_text(f"{people} li[data-host][data-role=host] .role-badge")
 
         # Erin asks to join: her row appears live, with Admit, and is announced.
         erin_context, _erin = _guest_waits(browser, live_server, meeting_id, passcode, "Erin Guest")

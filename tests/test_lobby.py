@@ -65,7 +65,10 @@ def test_host_admits_denies_removes_and_participants_see_it(alice_api):
     html = page.content.decode()
     assert page.status_code == 200 and page["Referrer-Policy"] == "no-referrer"
     assert 'class="banner level-official"' in html and "data-media-container" in html
-    assert "<li data-person>Dana</li>" in html and "Erin" not in html
+    assert (
+        '<li data-person data-role="participant"><span class="name">Dana</span></li>' in html
+        and "Erin" not in html
+    )
     assert "Cloud recording: off" in html and "Telephone dial-in: off" in html
     assert erin.get(f"/join/{erin_joined['entry']['id']}/room/").status_code == 302
 

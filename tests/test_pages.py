@@ -12,6 +12,8 @@ from meetings.zones import COMMON_ZONES, curated_zones
 from tests.join_helpers import book
 from tests.test_views import form_data
 
+PERSON_DANA = '<li data-person data-role="participant"><span class="name">Dana</span></li>'
+
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,9 +235,9 @@ def test_room_lists_the_host_and_admitted_people(alice_web, meeting_factory, bob
     meeting = meeting_factory().meeting
     alice_web.post(f"/meetings/{meeting.display_id}/start/")
     people = alice_web.get(f"/meetings/{meeting.display_id}/room/people/").json()["people"]
-    assert people == ["alice (host)"]
+    assert people == [{"name": "alice", "role": "host", "role_label": "Host"}]
     room = alice_web.get(f"/meetings/{meeting.display_id}/room/").content.decode()
-    assert "(host)</li>" in room and 'data-people-url="/meetings/' in room
+    assert '<span class="role-badge">Host</span></li>' in room and 'data-people-url="/meetings/' in room
     client.force_login(bob)
     assert client.get(f"/meetings/{meeting.display_id}/room/people/").status_code == 404
 
@@ -278,7 +280,7 @@ def test_host_room_has_remove_admit_lock_and_end_and_they_come_back_to_the_room(
         assert back in form, action
     assert f"{base}/lobby/{erin.pk}/remove/" in page  # a waiting person can be sent away too
     assert " hidden>" in _form(page, f"{base}/unlock/")  # unlocked: Unlock is there, hidden
-    assert 'aria-label="Remove Dana"' in page and "(host)</li>" in page
+    assert 'aria-label="Remove Dana"' in page and '<span class="role-badge">Host</span></li>' in page
 
     # Remove with back=room: the room again (post/redirect/get), and Dana is out.
     removed = alice_web.post(f"{base}/lobby/{dana.pk}/remove/", {"back": "room"})
@@ -288,7 +290,8 @@ def test_host_room_has_remove_admit_lock_and_end_and_they_come_back_to_the_room(
     admitted = alice_web.post(f"{base}/lobby/{erin.pk}/admit/", {"back": "room"})
     assert admitted["Location"] == room_url
     people = alice_web.get(f"{base}/room/people/").json()
-    assert people["people"] == ["alice (host)", "Erin"] and people["locked"] is False
+    assert [(p["name"], p["role"]) for p in people["people"]] == [("alice", "host"), ("Erin", "participant")]
+    assert people["locked"] is False
     assert [(e["id"], e["status"]) for e in people["entries"]] == [(erin.pk, "admitted")]
 
     locked = alice_web.post(f"{base}/lock/", {"back": "room"})
@@ -315,7 +318,7 @@ def test_participants_room_page_has_none_of_the_hosts_controls(alice_api, alice_
     meeting, dana_client, dana, _erin = _room_with_dana_in_and_erin_waiting(alice_api, alice_web)
     page = dana_client.get(f"/join/{dana.pk}/room/")
     html = page.content.decode()
-    assert page.status_code == 200 and "<li data-person>Dana</li>" in html
+    assert page.status_code == 200 and PERSON_DANA in html
     assert "<form" not in html and "data-action-base" not in html and "csrfmiddlewaretoken" not in html
     for control in ("/lock/", "/unlock/", "/end/", "/remove/", "/admit/", 'id="room-controls"', "Erin"):
         assert control not in html, control
@@ -404,3 +407,37 @@ def test_booking_and_inviting_at_a_participant_mfa_level_warn_about_invitees_wit
         "/meetings/new/", {**form_data("official"), "invitees": "zoe@example.org"}, follow=True
     )
     assert 'id="unready-invitees"' not in official.content.decode()  # OFFICIAL admits guests
+
+
+def test_the_host_is_marked_by_role_not_by_a_name_anyone_can_type(alice_api, alice_web):
+    """A participant who calls themself "Alice Host (host)" is listed as a participant;
+    only the meeting's host account carries the host role and its badge."""
+    from meetings.models import LobbyEntry
+    from tests.test_lobby import join
+
+    meeting_id, passcode = book(alice_api)
+    spoof, joined = join(meeting_id, passcode, "Alice Host (host)")
+    alice_web.post(f"/meetings/{meeting_id}/start/")
+    alice_web.post(f"/meetings/{meeting_id}/lobby/{joined['entry']['id']}/admit/")
+    entry = LobbyEntry.objects.get(pk=joined["entry"]["id"])
+    assert entry.status == "admitted"
+
+    for people in (
+        alice_web.get(f"/meetings/{meeting_id}/room/people/").json()["people"],
+        spoof.get(f"/join/{entry.pk}/room/people/").json()["people"],
+    ):
+        assert people == [
+            {"name": "alice", "role": "host", "role_label": "Host"},
+            {"name": "Alice Host (host)", "role": "participant", "role_label": ""},
+        ]
+    html = spoof.get(f"/join/{entry.pk}/room/").content.decode()
+    assert re.findall(r'<li data-person data-role="(\w+)">(.*?)</li>', html) == [
+        ("host", '<span class="name">alice</span> <span class="role-badge">Host</span>'),
+        ("participant", '<span class="name">Alice Host (host)</span>'),
+    ]
+    host_page = alice_web.get(f"/meetings/{meeting_id}/room/").content.decode()
+    assert (
+        '<li data-host data-role="host"><span class="name">alice</span> <span class="role-badge">Host</span></li>'
+        in host_page
+    )
+    assert host_page.count('class="role-badge"') == 1

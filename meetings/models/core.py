@@ -11,6 +11,7 @@ from meetings import conference
 from meetings.credentials import format_meeting_id
 from meetings.policy import MAX_DURATION_MINUTES, PASSCODE_FLOOR_BITS
 from meetings.sealed_fields import DialInCodeField
+from meetings.validators import validate_plain_text_fields
 
 
 class ClassificationLevel(models.Model):
@@ -67,6 +68,9 @@ class ClassificationLevel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        validate_plain_text_fields(self, "name")
 
 
 class Meeting(models.Model):
@@ -145,6 +149,9 @@ class Meeting(models.Model):
 
         return reverse("meetings:detail", kwargs={"meeting_id": self.display_id})
 
+    def clean(self) -> None:
+        validate_plain_text_fields(self, "title")
+
     @property
     def display_id(self) -> str:
         return format_meeting_id(self.public_id)
@@ -215,6 +222,9 @@ class LobbyEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.display_name} ({self.status})"
+
+    def clean(self) -> None:
+        validate_plain_text_fields(self, "display_name")
 
 
 class ConferenceRoom(models.Model):

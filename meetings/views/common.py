@@ -1,6 +1,7 @@
 """What the page modules share: finding the host's meeting, and answering a refusal."""
 
 import time
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode
 
@@ -149,7 +150,23 @@ def form_context(
     }
 
 
-def room_people(meeting: Meeting) -> list[str]:
-    """Who is in the room: the host first, then everyone admitted."""
+class Role(StrEnum):
+    """What a person is in a meeting, as the server knows it (issue 22 adds co-hosts)."""
+
+    HOST = "host"
+    PARTICIPANT = "participant"
+
+
+ROLE_LABELS = {Role.HOST: "Host", Role.PARTICIPANT: ""}
+
+
+def room_people(meeting: Meeting) -> list[dict[str, str]]:
+    """Who is in the room: the host first, then everyone admitted, each with their role.
+
+    SECURITY: pages badge a person from `role`, which comes from the meeting's host
+    account, never from a name: a participant may type "Alice (host)" as their name.
+    """
     host = meeting.host
-    return [f"{host.get_full_name() or host.get_username()} (host)", *selectors.people_in(meeting)]
+    people = [(host.get_full_name() or host.get_username(), Role.HOST)]
+    people += [(name, Role.PARTICIPANT) for name in selectors.people_in(meeting)]
+    return [{"name": name, "role": role.value, "role_label": ROLE_LABELS[role]} for name, role in people]

@@ -6,8 +6,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,6 +19,7 @@ from meetings.forms import BookingForm
 from meetings.models import Meeting
 from meetings.serializers import InvitationOutput
 from meetings.services import booking, invitations
+from meetings.validators import address_problems
 from meetings.views.common import (
     form_context,
     host_meeting,
@@ -133,11 +132,7 @@ def meeting_invitations(request: HttpRequest, meeting_id: str) -> HttpResponse:
     if request.method == "POST":
         typed = request.POST.get("emails", "")
         addresses = [part for part in typed.replace(",", " ").split() if part]
-        for address in addresses:
-            try:
-                validate_email(address)
-            except ValidationError:
-                problems.append(f"{address} is not an e-mail address.")
+        problems = address_problems(addresses)
         if not addresses:
             problems.append("Give at least one e-mail address.")
         status = 400

@@ -289,21 +289,38 @@
   };
 
   // A participant's "Who is in": names only, no controls, so the list is simply re-drawn
-  // when it changes; who came and went is announced. (The host's is hostRoom's.)
+  // when it changes; who came and went is announced. (The host's is hostRoom's.) A badge
+  // comes from the role the server sends, never from the name (which anyone can type).
+  const personKey = (p) => `${p.role}\n${p.name}`;
+  const personSaid = (p) => (p.role_label ? `${p.name} (${p.role_label})` : p.name);
   const people = (list) => {
     const say = announcer(document.getElementById("people-announcer"));
-    let current = [...list.querySelectorAll("li[data-person]")].map((li) => li.textContent);
+    let current = [...list.querySelectorAll("li[data-person]")].map((li) => ({
+      name: li.querySelector(".name").textContent,
+      role: li.dataset.role,
+      role_label: (li.querySelector(".role-badge") || {}).textContent || "",
+    }));
     poll(list.dataset.peopleUrl, (data) => {
-      const names = data.people || [];
-      if (names.join("\n") === current.join("\n")) return;
-      const before = new Set(current);
-      const after = new Set(names);
-      names.filter((n) => !before.has(n)).forEach((n) => say(`${n} joined.`));
-      current.filter((n) => !after.has(n)).forEach((n) => say(`${n} left.`));
-      const items = names.map((n) => {
+      const everyone = data.people || [];
+      if (everyone.map(personKey).join("\n") === current.map(personKey).join("\n")) return;
+      const before = new Set(current.map(personKey));
+      const after = new Set(everyone.map(personKey));
+      everyone.filter((p) => !before.has(personKey(p))).forEach((p) => say(`${personSaid(p)} joined.`));
+      current.filter((p) => !after.has(personKey(p))).forEach((p) => say(`${personSaid(p)} left.`));
+      const items = everyone.map((p) => {
         const li = document.createElement("li");
         li.dataset.person = "";
-        li.textContent = n;
+        li.dataset.role = p.role;
+        const name = document.createElement("span");
+        name.className = "name";
+        name.textContent = p.name; // textContent: a name is never HTML
+        li.append(name);
+        if (p.role_label) {
+          const badge = document.createElement("span");
+          badge.className = "role-badge";
+          badge.textContent = p.role_label;
+          li.append(" ", badge);
+        }
         return li;
       });
       if (!items.length) {
@@ -312,7 +329,7 @@
         items.push(li);
       }
       list.replaceChildren(...items);
-      current = names;
+      current = everyone;
     });
   };
 
