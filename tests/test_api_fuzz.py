@@ -237,13 +237,20 @@ def test_an_unknown_classification_code_of_any_shape_gets_a_json_404(carol_api):
     assert response.json() == {"detail": "No such classification level.", "code": "not_found"}
 
 
+# Past 9998 the time is refused before the 10-year rule: an offset could take it off the calendar.
+FAR_AHEAD = {
+    "9999": "Choose a time between 0002-01-01 00:00 and 9998-12-31 23:59 "
+    "(further out, a time zone's offset can take it off the calendar)."
+}
+
+
 @pytest.mark.parametrize("starts_at", ["9999-12-31T23:00:00+00:00", "2999-01-01T10:00:00+01:00"])
 def test_a_start_centuries_ahead_is_refused_naming_the_field(alice_api, starts_at):
     """A start near datetime.max used to overflow when the end time was computed: a 500
     (found by probing, then by the fuzz test once it generated plausible meeting bodies)."""
     response = alice_api.post("/api/v1/meetings/", booking_body(starts_at=starts_at), format="json")
     assert response.status_code == 400
-    assert response.json() == {"starts_at": ["Book at most 10 years ahead."]}
+    assert response.json() == {"starts_at": [FAR_AHEAD.get(starts_at[:4], "Book at most 10 years ahead.")]}
 
 
 def test_moving_a_meeting_centuries_ahead_is_refused_naming_the_field(alice_api):
@@ -252,5 +259,5 @@ def test_moving_a_meeting_centuries_ahead_is_refused_naming_the_field(alice_api)
         f"/api/v1/meetings/{meeting_id}/", {"starts_at": "9999-12-31T23:00:00+00:00"}, format="json"
     )
     assert response.status_code == 400
-    assert response.json() == {"starts_at": ["Book at most 10 years ahead."]}
+    assert response.json() == {"starts_at": [FAR_AHEAD["9999"]]}
     assert alice_api.get(f"/api/v1/meetings/{meeting_id}/").json()["starts_at"] != "9999-12-31T23:00:00Z"
